@@ -1,0 +1,184 @@
+"""One typed place for every setting.
+
+Values come, highest first, from keyword overrides (the CLI's flags), `SEVENFOLD_*`
+environment variables (nested with `__`, e.g. `SEVENFOLD_PLANNER__TEMPERATURE=0.2`,
+`SEVENFOLD_ENDPOINTS__DEFAULT__BASE_URL=http://gpu:8000/v1`), a TOML file
+(`--config` or `SEVENFOLD_CONFIG`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sevenfold.errors import SettingsError
+
+DEFAULT_MODEL = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+DEFAULT_BASE_URL = "http://localhost:8000/v1"
+ROLES = ("planner", "worker", "reviewer")
+
+
+class EndpointSettings(BaseModel):
+    """An OpenAI-compatible server (vLLM, or anything that speaks its API)."""
+
+    model_config = {"extra": "forbid"}
+
+    base_url: str = Field(DEFAULT_BASE_URL, description="Base URL ending in /v1.")
+    api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token; vLLM ignores it unless started with --api-key.")
+    model: str = Field(DEFAULT_MODEL, description="Served model name, as listed by GET /v1/models.")
+    slots: int = Field(7, ge=1, le=1024, description="Most model requests in flight at once on this endpoint.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a TCP connection.")
+    vllm_extras: bool = Field(True, description="Send vLLM-only request fields (top_k, repetition_penalty); turned off automatically if the server rejects them.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+
+class RoleSettings(BaseModel):
+    """How one role (planner, worker, reviewer, ...) talks to its model."""
+
+    model_config = {"extra": "forbid"}
+
+    endpoint: str = Field("default", description="Name of an entry in `endpoints`.")
+    model: str | None = Field(None, description="Model name; empty means the endpoint's model.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float = Field(0.8, gt=0.0, le=1.0, description="Nucleus sampling.")
+    top_k: int = Field(20, ge=-1, description="vLLM extra: top-k sampling (-1 disables).")
+    repetition_penalty: float = Field(1.05, gt=0.0, description="vLLM extra: repetition penalty.")
+    max_tokens: int = Field(4096, ge=1, description="Most tokens generated per request.")
+    timeout: float = Field(300.0, gt=0, description="Seconds one request may take, end to end.")
+    max_retries: int = Field(3, ge=0, le=20, description="Retries of a failed request (5xx, timeout, dropped), with backoff.")
+    thinking: bool = Field(False, description="Send chat_template_kwargs.enable_thinking=true.")
+
+
+class ToolLimits(BaseModel):
+    """Bounds on what the workspace tools may do."""
+
+    model_config = {"extra": "forbid"}
+
+    command_timeout: float = Field(120.0, gt=0, description="Seconds before a shell command's process group is killed.")
+    test_timeout: float = Field(600.0, gt=0, description="Seconds before a test run is killed.")
+    output_limit: int = Field(30_000, ge=1_000, description="Characters of command output kept (head and tail).")
+    max_file_bytes: int = Field(1_000_000, ge=1_000, description="Files larger than this are refused by view and edits.")
+    view_max_lines: int = Field(400, ge=10, description="Most lines one view call returns.")
+    grep_max_matches: int = Field(200, ge=1, description="Most matching lines one grep call returns.")
+    list_max_files: int = Field(1_000, ge=1, description="Most paths one list call returns.")
+    test_command: str = Field("python -m pytest", description="Command that runs the project's tests (pytest-compatible for structured results).")
+
+
+def _default_endpoints() -> dict[str, EndpointSettings]:
+    return {"default": EndpointSettings()}
+
+
+_toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data", default={})
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Values from the TOML file `load_settings` was given."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _toml_data.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_toml_data.get())
+
+
+class Settings(BaseSettings):
+    """Everything sevenfold can be told: endpoints, per-role models, limits."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEVENFOLD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    endpoints: dict[str, EndpointSettings] = Field(default_factory=_default_endpoints)
+    planner: RoleSettings = Field(default_factory=lambda: RoleSettings(thinking=True, temperature=0.6))
+    worker: RoleSettings = Field(default_factory=lambda: RoleSettings(thinking=False))
+    reviewer: RoleSettings = Field(default_factory=lambda: RoleSettings(thinking=True, temperature=0.6))
+    tools: ToolLimits = Field(default_factory=ToolLimits)
+    max_rounds: int = Field(3, ge=1, le=20, description="Planner->verifier rounds before giving up.")
+    max_active_workers: int = Field(16, ge=1, le=256, description="Workers running at once (more than slots, so tool time does not idle a slot).")
+    run_root: Path = Field(Path.home() / ".sevenfold" / "runs", description="Where run directories (checkpoints, reports, worktrees) go.")
+
+    @model_validator(mode="after")
+    def _roles_name_known_endpoints(self) -> Settings:
+        for role in ROLES:
+            name = getattr(self, role).endpoint
+            if name not in self.endpoints:
+                known = ", ".join(sorted(self.endpoints)) or "none"
+                raise ValueError(f"{role}.endpoint: no endpoint named {name!r} (known: {known})")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    def role(self, name: str) -> RoleSettings:
+        """The settings of a role; `SettingsError` if there is no such role."""
+        value = getattr(self, name, None)
+        if not isinstance(value, RoleSettings):
+            raise SettingsError(f"unknown role {name!r} (known: {', '.join(ROLES)})")
+        return value
+
+    def endpoint_for(self, role: str) -> EndpointSettings:
+        """The endpoint a role talks to."""
+        return self.endpoints[self.role(role).endpoint]
+
+    def model_for(self, role: str) -> str:
+        """The model name a role asks for."""
+        return self.role(role).model or self.endpoint_for(role).model
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from overrides, environment and an optional TOML file.
+
+    Raises `SettingsError` with one line naming the first bad field.
+    """
+    path = config_file or os.environ.get("SEVENFOLD_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"config file not found: {path}") from None
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    token = _toml_data.set(data)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc, path)) from None
+    finally:
+        _toml_data.reset(token)
+
+
+def _one_line(exc: ValidationError, path: str | Path | None) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if not field:  # a cross-field check: its message starts with the field's name
+        field, _, message = message.partition(": ")
+    where = f" (config file {path}, environment SEVENFOLD_*)" if path else " (environment SEVENFOLD_* or arguments)"
+    more = f"; {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+    got = f" (got {first['input']!r})" if first["type"] not in ("missing", "value_error") and not isinstance(first.get("input"), dict) else ""
+    return f"invalid setting {field}: {message}{got}{where}{more}"
