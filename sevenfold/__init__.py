@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sevenfold.errors import SevenfoldError, SettingsError
+from sevenfold.errors import SettingsError, SevenfoldError
 from sevenfold.settings import Settings, load_settings
 
 __all__ = ["Settings", "SettingsError", "SevenfoldError", "load_settings"]

@@ -31,11 +31,17 @@ class EndpointSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     base_url: str = Field(DEFAULT_BASE_URL, description="Base URL ending in /v1.")
-    api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token; vLLM ignores it unless started with --api-key.")
+    api_key: SecretStr = Field(
+        SecretStr("EMPTY"),
+        description="Bearer token; vLLM ignores it unless started with --api-key.",
+    )
     model: str = Field(DEFAULT_MODEL, description="Served model name, as listed by GET /v1/models.")
     slots: int = Field(7, ge=1, le=1024, description="Most model requests in flight at once on this endpoint.")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a TCP connection.")
-    vllm_extras: bool = Field(True, description="Send vLLM-only request fields (top_k, repetition_penalty); turned off automatically if the server rejects them.")
+    vllm_extras: bool = Field(
+        True,
+        description="Send vLLM-only request fields (top_k, repetition_penalty); turned off automatically if the server rejects them.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -58,7 +64,18 @@ class RoleSettings(BaseModel):
     repetition_penalty: float = Field(1.05, gt=0.0, description="vLLM extra: repetition penalty.")
     max_tokens: int = Field(4096, ge=1, description="Most tokens generated per request.")
     timeout: float = Field(300.0, gt=0, description="Seconds one request may take, end to end.")
-    max_retries: int = Field(3, ge=0, le=20, description="Retries of a failed request (5xx, timeout, dropped), with backoff.")
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Retries of a failed request (5xx, timeout, dropped), with backoff.",
+    )
+    retry_backoff: float = Field(
+        0.5,
+        ge=0.0,
+        le=60.0,
+        description="Seconds before the first retry; doubles each time, jittered.",
+    )
     thinking: bool = Field(False, description="Send chat_template_kwargs.enable_thinking=true.")
 
 
@@ -70,28 +87,33 @@ class ToolLimits(BaseModel):
     command_timeout: float = Field(120.0, gt=0, description="Seconds before a shell command's process group is killed.")
     test_timeout: float = Field(600.0, gt=0, description="Seconds before a test run is killed.")
     output_limit: int = Field(30_000, ge=1_000, description="Characters of command output kept (head and tail).")
-    max_file_bytes: int = Field(1_000_000, ge=1_000, description="Files larger than this are refused by view and edits.")
+    max_file_bytes: int = Field(
+        1_000_000, ge=1_000, description="Files larger than this are refused by view and edits."
+    )
     view_max_lines: int = Field(400, ge=10, description="Most lines one view call returns.")
     grep_max_matches: int = Field(200, ge=1, description="Most matching lines one grep call returns.")
     list_max_files: int = Field(1_000, ge=1, description="Most paths one list call returns.")
-    test_command: str = Field("python -m pytest", description="Command that runs the project's tests (pytest-compatible for structured results).")
+    test_command: str = Field(
+        "python -m pytest",
+        description="Command that runs the project's tests (pytest-compatible for structured results).",
+    )
 
 
 def _default_endpoints() -> dict[str, EndpointSettings]:
     return {"default": EndpointSettings()}
 
 
-_toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data", default={})
+_toml_data: ContextVar[dict[str, Any] | None] = ContextVar("_toml_data", default=None)
 
 
 class _TomlSource(PydanticBaseSettingsSource):
     """Values from the TOML file `load_settings` was given."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _toml_data.get().get(field_name), field_name, False
+        return (_toml_data.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_toml_data.get())
+        return dict(_toml_data.get() or {})
 
 
 class Settings(BaseSettings):
@@ -110,8 +132,16 @@ class Settings(BaseSettings):
     reviewer: RoleSettings = Field(default_factory=lambda: RoleSettings(thinking=True, temperature=0.6))
     tools: ToolLimits = Field(default_factory=ToolLimits)
     max_rounds: int = Field(3, ge=1, le=20, description="Planner->verifier rounds before giving up.")
-    max_active_workers: int = Field(16, ge=1, le=256, description="Workers running at once (more than slots, so tool time does not idle a slot).")
-    run_root: Path = Field(Path.home() / ".sevenfold" / "runs", description="Where run directories (checkpoints, reports, worktrees) go.")
+    max_active_workers: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Workers running at once (more than slots, so tool time does not idle a slot).",
+    )
+    run_root: Path = Field(
+        Path.home() / ".sevenfold" / "runs",
+        description="Where run directories (checkpoints, reports, worktrees) go.",
+    )
 
     @model_validator(mode="after")
     def _roles_name_known_endpoints(self) -> Settings:
@@ -180,5 +210,9 @@ def _one_line(exc: ValidationError, path: str | Path | None) -> str:
         field, _, message = message.partition(": ")
     where = f" (config file {path}, environment SEVENFOLD_*)" if path else " (environment SEVENFOLD_* or arguments)"
     more = f"; {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
-    got = f" (got {first['input']!r})" if first["type"] not in ("missing", "value_error") and not isinstance(first.get("input"), dict) else ""
+    got = (
+        f" (got {first['input']!r})"
+        if first["type"] not in ("missing", "value_error") and not isinstance(first.get("input"), dict)
+        else ""
+    )
     return f"invalid setting {field}: {message}{got}{where}{more}"

@@ -1,0 +1,291 @@
+"""`SevenfoldChatOpenAI`: LangChain's `ChatOpenAI` with the three things sevenfold adds.
+
+1. Every request waits for a slot of its endpoint's `SlotLimiter`, and holds it
+   only while the request is in flight.
+2. Failed requests (connection errors, timeouts, 5xx, 429) are retried here,
+   with exponential backoff and jitter, *outside* the slot: a request sleeping
+   before its retry does not keep the GPU's slot from another agent. The OpenAI
+   client's own retries are therefore off (`max_retries=0`).
+3. Thinking text (`<think>` blocks in content, or vLLM's `reasoning_content`)
+   is moved out of `content` into `additional_kwargs["reasoning_content"]`,
+   so later nodes see only the answer.
+
+It is still a `ChatOpenAI`: `bind_tools`, `with_structured_output` and LCEL
+work unchanged, against vLLM or any OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai import ChatOpenAI
+from pydantic import PrivateAttr
+from sevenfold.llm.limiter import SlotLimiter
+from sevenfold.llm.thinking import ThinkingFilter, split_thinking
+
+log = logging.getLogger(__name__)
+
+_TRANSPORT_ERRORS = {
+    "TransportError",
+    "RemoteProtocolError",
+    "ReadError",
+    "ConnectError",
+    "TimeoutException",
+}
+_VLLM_EXTRA_KEYS = ("top_k", "repetition_penalty", "chat_template_kwargs")
+
+
+@dataclass
+class CallStats:
+    """What one role's model did, for the run report."""
+
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    slot_wait_s: float = 0.0
+
+    def record_error(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failed request is worth sending again (the server or the network hiccupped)."""
+    if isinstance(
+        exc,
+        openai.APIConnectionError | openai.InternalServerError | openai.RateLimitError | asyncio.TimeoutError,
+    ):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (502, 503, 504)
+    return any(cls.__name__ in _TRANSPORT_ERRORS for cls in type(exc).__mro__)
+
+
+def _rejects_vllm_extras(exc: BaseException) -> bool:
+    return isinstance(exc, openai.BadRequestError) and any(key in str(exc) for key in _VLLM_EXTRA_KEYS)
+
+
+def _move_thinking(message: BaseMessage, server_reasoning: str | None = None) -> None:
+    if not isinstance(message, AIMessage) or not isinstance(message.content, str):
+        return
+    answer, thinking = split_thinking(message.content)
+    parts = [p for p in (server_reasoning, thinking) if p]
+    message.content = answer
+    if parts:
+        message.additional_kwargs["reasoning_content"] = "\n".join(parts)
+
+
+class SevenfoldChatOpenAI(ChatOpenAI):
+    """A `ChatOpenAI` whose requests go through a slot limiter, retry outside it, and keep thinking out of content."""
+
+    role: str = "model"
+    """The orchestrator role using this client (sent as the `X-Sevenfold-Role` header)."""
+    retry_attempts: int = 3
+    """Retries after the first attempt, for retryable errors only."""
+    retry_backoff: float = 0.5
+    """Seconds before the first retry; doubles each time (jittered), capped at 30 s."""
+
+    _limiter: SlotLimiter | None = PrivateAttr(default=None)
+    _stats: CallStats = PrivateAttr(default_factory=CallStats)
+
+    def with_limiter(self, limiter: SlotLimiter | None) -> SevenfoldChatOpenAI:
+        """Route this client's requests through `limiter`; returns self."""
+        self._limiter = limiter
+        return self
+
+    @property
+    def limiter(self) -> SlotLimiter | None:
+        return self._limiter
+
+    @property
+    def stats(self) -> CallStats:
+        return self._stats
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(30.0, self.retry_backoff * 2**attempt) * random.uniform(0.5, 1.5))
+
+    def _should_retry(self, exc: BaseException, attempt: int) -> bool:
+        self._stats.record_error(exc)
+        if _rejects_vllm_extras(exc) and self.extra_body:
+            log.warning(
+                "%s: the server rejected vLLM-only request fields (%s); continuing without them",
+                self.role,
+                ", ".join(sorted(self.extra_body)),
+            )
+            self.extra_body = None
+            return True
+        if attempt >= self.retry_attempts or not is_retryable(exc):
+            self._stats.failures += 1
+            return False
+        self._stats.retries += 1
+        return True
+
+    def _count_usage(self, message: BaseMessage) -> None:
+        usage = getattr(message, "usage_metadata", None)
+        if usage:
+            self._stats.prompt_tokens += usage.get("input_tokens", 0)
+            self._stats.completion_tokens += usage.get("output_tokens", 0)
+
+    async def _acquire(self) -> None:
+        if self._limiter is not None:
+            started = time.monotonic()
+            await self._limiter.acquire()
+            self._stats.slot_wait_s += time.monotonic() - started
+
+    def _release(self) -> None:
+        if self._limiter is not None:
+            self._limiter.release()
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        attempt = 0
+        while True:
+            self._stats.requests += 1
+            await self._acquire()
+            try:
+                result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+            except Exception as exc:
+                self._release()
+                if not self._should_retry(exc, attempt):
+                    raise
+                await asyncio.sleep(
+                    0 if self.extra_body is None and _rejects_vllm_extras(exc) else self._backoff(attempt)
+                )
+                attempt += 1
+                continue
+            self._release()
+            for generation in result.generations:
+                self._count_usage(generation.message)
+            return result
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        attempt = 0
+        while True:
+            self._stats.requests += 1
+            if self._limiter is not None:
+                self._limiter.acquire_blocking()
+            try:
+                result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+            except Exception as exc:
+                self._release()
+                if not self._should_retry(exc, attempt):
+                    raise
+                time.sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            self._release()
+            for generation in result.generations:
+                self._count_usage(generation.message)
+            return result
+
+    def _create_chat_result(self, response: dict | openai.BaseModel, generation_info: dict | None = None) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        raw = response if isinstance(response, dict) else response.model_dump()
+        for generation, choice in zip(result.generations, raw.get("choices") or [], strict=False):
+            message = choice.get("message") or {}
+            _move_thinking(generation.message, message.get("reasoning_content") or message.get("reasoning"))
+        return result
+
+    def _convert_chunk_to_generation_chunk(
+        self, chunk: dict, default_chunk_class: type, base_generation_info: dict | None
+    ) -> ChatGenerationChunk | None:
+        generation = super()._convert_chunk_to_generation_chunk(chunk, default_chunk_class, base_generation_info)
+        choices = chunk.get("choices") or []
+        if generation is not None and choices and isinstance(choices[0].get("delta"), dict):
+            delta = choices[0]["delta"]
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                generation.message.additional_kwargs["reasoning_content"] = reasoning
+        return generation
+
+    def _filtered(self, generation: ChatGenerationChunk, thinking: ThinkingFilter) -> ChatGenerationChunk:
+        message = generation.message
+        if isinstance(message, AIMessageChunk) and isinstance(message.content, str) and message.content:
+            answer, thought = thinking.feed(message.content)
+            message.content = answer
+            if thought:
+                previous = message.additional_kwargs.get("reasoning_content", "")
+                message.additional_kwargs["reasoning_content"] = previous + thought
+            generation = ChatGenerationChunk(message=message, generation_info=generation.generation_info)
+        return generation
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        attempt = 0
+        while True:
+            self._stats.requests += 1
+            thinking = ThinkingFilter()
+            yielded = False
+            await self._acquire()
+            try:
+                async for generation in super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs):
+                    yielded = True
+                    self._count_usage(generation.message)
+                    yield self._filtered(generation, thinking)
+                answer, thought = thinking.flush()
+                if answer or thought:
+                    extra = {"reasoning_content": thought} if thought else {}
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=answer, additional_kwargs=extra))
+                return
+            except Exception as exc:
+                # Once chunks have reached the caller the request cannot be replayed invisibly.
+                if yielded or not self._should_retry(exc, attempt):
+                    if yielded:
+                        self._stats.record_error(exc)
+                        self._stats.failures += 1
+                    raise
+            finally:
+                self._release()
+            await asyncio.sleep(self._backoff(attempt))
+            attempt += 1
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        self._stats.requests += 1
+        thinking = ThinkingFilter()
+        if self._limiter is not None:
+            self._limiter.acquire_blocking()
+        try:
+            for generation in super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
+                self._count_usage(generation.message)
+                yield self._filtered(generation, thinking)
+            answer, thought = thinking.flush()
+            if answer or thought:
+                extra = {"reasoning_content": thought} if thought else {}
+                yield ChatGenerationChunk(message=AIMessageChunk(content=answer, additional_kwargs=extra))
+        finally:
+            self._release()

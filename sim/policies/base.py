@@ -1,0 +1,70 @@
+"""The policy protocol and the request/reply types it works with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ToolCallSpec:
+    """A tool call the policy wants the model to make."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the model says in one turn."""
+
+    content: str = ""
+    tool_calls: tuple[ToolCallSpec, ...] = ()
+    reasoning: str = ""
+    """Thinking text; emitted only when the served model can think and thinking is on."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A chat-completions request as a policy sees it."""
+
+    request_id: str
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    tool_choice: Any
+    enable_thinking: bool | None
+    hints: dict[str, str]
+    """`X-Sevenfold-*` request headers, lower-cased without the prefix (e.g. {"role": "worker"})."""
+
+    @property
+    def role(self) -> str | None:
+        """The orchestrator role that sent the request, if it said."""
+        return self.hints.get("role")
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t.get("function", {}).get("name", "") for t in self.tools]
+
+    def text(self, message: dict[str, Any]) -> str:
+        """A message's content as plain text."""
+        content = message.get("content")
+        if isinstance(content, list):
+            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return content or ""
+
+    @property
+    def system(self) -> str:
+        return "\n".join(self.text(m) for m in self.messages if m.get("role") == "system")
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.messages[-1] if self.messages else {}
+
+
+class Policy(Protocol):
+    """Decides what the simulated model replies."""
+
+    def reply(self, request: ChatRequest) -> Reply:
+        """The reply to one request. Must be quick: it runs on the server's event loop."""
+        ...
