@@ -79,6 +79,13 @@ class RoleSettings(BaseModel):
     thinking: bool = Field(False, description="Send chat_template_kwargs.enable_thinking=true.")
 
 
+class ThinkingRoleSettings(RoleSettings):
+    """A role that plans or judges (planner, reviewer): thinking on by default, a little cooler."""
+
+    temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature.")
+    thinking: bool = Field(True, description="Send chat_template_kwargs.enable_thinking=true.")
+
+
 class ToolLimits(BaseModel):
     """Bounds on what the workspace tools may do."""
 
@@ -127,9 +134,9 @@ class Settings(BaseSettings):
     )
 
     endpoints: dict[str, EndpointSettings] = Field(default_factory=_default_endpoints)
-    planner: RoleSettings = Field(default_factory=lambda: RoleSettings(thinking=True, temperature=0.6))
-    worker: RoleSettings = Field(default_factory=lambda: RoleSettings(thinking=False))
-    reviewer: RoleSettings = Field(default_factory=lambda: RoleSettings(thinking=True, temperature=0.6))
+    planner: ThinkingRoleSettings = Field(default_factory=ThinkingRoleSettings)
+    worker: RoleSettings = Field(default_factory=RoleSettings)
+    reviewer: ThinkingRoleSettings = Field(default_factory=ThinkingRoleSettings)
     tools: ToolLimits = Field(default_factory=ToolLimits)
     max_rounds: int = Field(3, ge=1, le=20, description="Planner->verifier rounds before giving up.")
     max_active_workers: int = Field(

@@ -280,7 +280,7 @@ class Simulator:
         if fault.drop:
             _drop(request)
             return web.Response(status=500)
-        assembler.feed(len(assembler.output.tokens))
+        assembler.feed(min(seq.generated, len(assembler.output.tokens)))
         assembler.finish()
         finish_reason = self._finish_reason(assembler, finish)
         choice = {

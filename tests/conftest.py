@@ -1,0 +1,123 @@
+"""Fixtures shared by every test: simulators on 127.0.0.1 and settings pointing at them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sevenfold.sim.profiles import load_profile
+from sevenfold.sim.runner import BackgroundSimulator
+from sevenfold.sim.server import SimConfig
+
+from sevenfold.settings import Settings, load_settings
+
+# Tests must never see a user's real endpoint configuration.
+for _name in list(os.environ):
+    if _name.startswith("SEVENFOLD_"):
+        del os.environ[_name]
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Callable[..., BackgroundSimulator]]:
+    """Start simulators in this process (stopped at teardown): `start_sim(profile="instant", ...)`."""
+    running: list[BackgroundSimulator] = []
+
+    def start(
+        profile: str = "instant",
+        kv_cache_tokens: int | None = None,
+        max_num_batched_tokens: int | None = None,
+        **config: Any,
+    ) -> BackgroundSimulator:
+        sim_config = SimConfig(
+            profile=load_profile(
+                profile, kv_cache_tokens=kv_cache_tokens, max_num_batched_tokens=max_num_batched_tokens
+            ),
+            **config,
+        )
+        sim = BackgroundSimulator(sim_config).start()
+        running.append(sim)
+        return sim
+
+    yield start
+    for sim in running:
+        sim.stop()
+
+
+@pytest.fixture
+def sim(start_sim: Callable[..., BackgroundSimulator]) -> BackgroundSimulator:
+    """A simulator with no modelled latency and the echo-tools policy."""
+    return start_sim()
+
+
+def _settings_for(sim: BackgroundSimulator | str, slots: int = 7, **overrides: Any) -> Settings:
+    fast = {"max_retries": 3, "retry_backoff": 0.01, "timeout": 30}
+    roles = {role: {**fast, **overrides.pop(role, {})} for role in ("planner", "worker", "reviewer")}
+    base_url = sim if isinstance(sim, str) else sim.base_url
+    model = overrides.pop("model", None) or (
+        sim.model if not isinstance(sim, str) else "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+    )
+    return load_settings(
+        endpoints={"default": {"base_url": base_url, "slots": slots, "model": model}}, **roles, **overrides
+    )
+
+
+@pytest.fixture
+def settings_for() -> Callable[..., Settings]:
+    """`settings_for(sim, slots=7, worker={...})`: settings whose only endpoint is `sim`, with fast retries."""
+    return _settings_for
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _sevenfold_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from sevenfold.cli import main; main()", *args]
+
+
+@pytest.fixture
+def sevenfold_cli() -> Callable[..., list[str]]:
+    """`sevenfold_cli("sim", "--port", "0")`: the argv that runs this environment's CLI."""
+    return _sevenfold_command
+
+
+@pytest.fixture
+def sim_process(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
+    """Start `sevenfold sim` as a real process on a free port; killed at teardown."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+        port = _free_port()
+        log = open(tmp_path / f"sim-{port}.log", "w")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            _sevenfold_command("sim", "--port", str(port), *args), stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        processes.append(process)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError((tmp_path / f"sim-{port}.log").read_text())
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                return process, base_url
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError("sevenfold sim did not start within 30 s")
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)

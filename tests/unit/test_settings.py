@@ -1,0 +1,83 @@
+"""Settings load from arguments, SEVENFOLD_* variables and TOML; bad values fail with one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sevenfold.errors import SettingsError
+from sevenfold.settings import load_settings
+
+
+def test_defaults_match_the_design() -> None:
+    settings = load_settings()
+    assert (settings.planner.thinking, settings.worker.thinking, settings.reviewer.thinking) == (True, False, True)
+    assert settings.model_for("worker") == "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+    assert settings.endpoint_for("planner").base_url == "http://localhost:8000/v1"
+    assert settings.endpoint_for("planner").slots == 7
+
+
+def test_partial_role_overrides_keep_the_roles_own_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEVENFOLD_PLANNER__TEMPERATURE", "0.2")
+    settings = load_settings(reviewer={"max_tokens": 100})
+    assert settings.planner.temperature == 0.2 and settings.planner.thinking is True
+    assert settings.reviewer.max_tokens == 100 and settings.reviewer.thinking is True
+
+
+def test_environment_beats_the_toml_file_and_both_merge_deeply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "sevenfold.toml"
+    config.write_text(
+        '[endpoints.default]\nbase_url = "http://gpu-box:8000/v1"\nslots = 3\n\n[worker]\nmodel = "other-model"\n'
+    )
+    monkeypatch.setenv("SEVENFOLD_ENDPOINTS__DEFAULT__SLOTS", "5")
+    settings = load_settings(config)
+    assert settings.endpoints["default"].base_url == "http://gpu-box:8000/v1"
+    assert settings.endpoints["default"].slots == 5
+    assert (
+        settings.model_for("worker") == "other-model"
+        and settings.model_for("planner") == "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (
+            {"SEVENFOLD_PLANNER__TEMPERATURE": "5"},
+            "invalid setting planner.temperature: Input should be less than or equal to 2",
+        ),
+        (
+            {"SEVENFOLD_ENDPOINTS__DEFAULT__SLOTS": "0"},
+            "invalid setting endpoints.default.slots: Input should be greater than or equal to 1",
+        ),
+        ({"SEVENFOLD_WORKER__ENDPOINT": "gpu2"}, "invalid setting worker.endpoint: no endpoint named 'gpu2'"),
+        (
+            {"SEVENFOLD_ENDPOINTS__DEFAULT__BASE_URL": "localhost:8000"},
+            "invalid setting endpoints.default.base_url: must start with http",
+        ),
+        ({"SEVENFOLD_WORKER__THINK": "true"}, "invalid setting worker.think: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_settings_fail_at_load_with_one_line_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_config_file_problems_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="config file not found"):
+        load_settings(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[worker\n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(broken)
+
+
+def test_api_key_is_a_secret_in_reprs() -> None:
+    settings = load_settings(endpoints={"default": {"api_key": "sk-canary-123"}})
+    assert "sk-canary-123" not in repr(settings) and "sk-canary-123" not in settings.model_dump_json()
