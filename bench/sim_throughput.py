@@ -39,7 +39,14 @@ async def _drive(base_url: str, clients: int, seconds: float, stream: bool, word
         nonlocal done, errors
         n = 0
         while time.monotonic() < deadline:
-            body = {"model": MODEL, "messages": [{"role": "system", "content": "You are a worker."}, {"role": "user", "content": f"client {index} request {n}: " + "word " * words}], "stream": stream}
+            body = {
+                "model": MODEL,
+                "messages": [
+                    {"role": "system", "content": "You are a worker."},
+                    {"role": "user", "content": f"client {index} request {n}: " + "word " * words},
+                ],
+                "stream": stream,
+            }
             async with session.post(f"{base_url}/chat/completions", json=body) as response:
                 await response.read()
                 if response.status == 200:
@@ -63,7 +70,18 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     port = _free_port()
-    command = [sys.executable, "-c", "from sevenfold.cli import main; main()", "sim", "--port", str(port), "--profile", "instant", "--max-num-seqs", str(max(args.clients, 1))]
+    command = [
+        sys.executable,
+        "-c",
+        "from sevenfold.cli import main; main()",
+        "sim",
+        "--port",
+        str(port),
+        "--profile",
+        "instant",
+        "--max-num-seqs",
+        str(max(args.clients, 1)),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):
