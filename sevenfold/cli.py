@@ -96,7 +96,7 @@ def demo(
     slots: Annotated[int, typer.Option(help="Model requests in flight at once.", min=1)] = 7,
 ) -> None:
     """Start the simulator and show a streamed chat, a typed tool call and the slot limiter, through ChatOpenAI."""
-    from sevenfold.demo import run_demo
+    from sevenfold.demo.chat_tour import run_demo
 
     asyncio.run(run_demo(base_url=base_url, model=model, slots=slots))
 
