@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from sevenfold.errors import SevenfoldError
+from sevenfold.settings import Settings
+
+if TYPE_CHECKING:
+    from sevenfold.runs import RunResult
 
 app = typer.Typer(
     name="sevenfold",
@@ -89,16 +94,155 @@ def sim(
     asyncio.run(serve_forever(config, host, port, announce=lambda line: print(line, flush=True)))
 
 
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    from sevenfold.settings import load_settings
+
+    clean: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    endpoint = {k: clean.pop(k) for k in ("base_url", "model", "slots") if k in clean}
+    settings = load_settings(config)
+    if endpoint:
+        merged = {**settings.endpoints["default"].model_dump(), **endpoint}
+        merged["api_key"] = settings.endpoints["default"].api_key.get_secret_value()
+        clean["endpoints"] = {
+            **{k: v.model_dump() | {"api_key": v.api_key.get_secret_value()} for k, v in settings.endpoints.items()},
+            "default": merged,
+        }
+    return load_settings(config, **clean) if clean else settings
+
+
+def _finish(result: RunResult) -> None:
+    print(f"run {result.run_id}: {result.status}")
+    if result.result_branch:
+        print(f"result branch: {result.result_branch}")
+    if result.report_path:
+        print(f"report: {result.report_path}")
+    if result.status == "incomplete":
+        print(f"resume with: sevenfold resume {result.run_id}")
+    if result.status != "passed":
+        raise typer.Exit(1)
+
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (also SEVENFOLD_CONFIG).")]
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="What the team should do.")],
+    repo: Annotated[
+        Path, typer.Option(help="The git repository to work on; only new branches are written to it.")
+    ] = Path("."),
+    slots: Annotated[int | None, typer.Option(help="Model requests in flight at once on the endpoint.")] = None,
+    max_rounds: Annotated[int | None, typer.Option(help="Planner-to-verifier rounds before giving up.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://gpu-box:8000/v1.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name on that server.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Name the run (default: date, time and a random suffix).")] = None,
+    config: ConfigOption = None,
+    quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+) -> None:
+    """Run the team on TASK in a repository until the tests pass or the rounds run out."""
+    from sevenfold.runs import start_run
+
+    settings = _settings(config, base_url=base_url, model=model, slots=slots, max_rounds=max_rounds)
+    _finish(_with_progress(settings, quiet, lambda on_event: start_run(settings, task, repo, run_id, on_event)))
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue (see `sevenfold status`).")],
+    config: ConfigOption = None,
+    quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+) -> None:
+    """Continue a run after a crash or Ctrl-C; finished work is not redone."""
+    from sevenfold.runs import resume_run, run_settings
+
+    settings = run_settings(_settings(config), run_id)
+    _finish(_with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event)))
+
+
+@app.command()
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="A run id; without one, list the runs.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """List runs, or show where one stands."""
+    from sevenfold.runs import list_runs, run_status
+
+    settings = _settings(config)
+    if run_id is None:
+        runs = list_runs(settings)
+        if not runs:
+            print(f"no runs in {settings.run_root}")
+        for record in runs:
+            print(
+                f"{record['run_id']}  {'finished' if record['finished'] else 'unfinished'}  {record['repo']}  {record['task'][:60]}"
+            )
+        return
+    info = asyncio.run(run_status(settings, run_id))
+    print(f"run {run_id}: {info['status']} (round {info['round']}, next: {', '.join(info['next']) or 'nothing'})")
+    for report in info["reports"]:
+        print(
+            f"  round {report['round']} {report['subtask_id']}: {report['status']} ({len(report['files_changed'])} files)"
+        )
+    if info["report_path"]:
+        print(f"report: {info['report_path']}")
+
+
 @app.command()
 def demo(
+    base_url: Annotated[str | None, typer.Option(help="Use this server instead of starting the simulator.")] = None,
+    slots: Annotated[int, typer.Option(help="Model requests in flight at once.", min=1)] = 7,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Where to put the example repository (default: a new temp dir).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+) -> None:
+    """Run the whole team on the bundled example repository, against the simulator (a scripted policy, not a model)."""
+    from sevenfold.demo.run import run_demo
+
+    settings = _settings(None, slots=slots)
+    _finish(
+        _with_progress(
+            settings, quiet, lambda on_event: run_demo(settings, base_url=base_url, workdir=workdir, on_event=on_event)
+        )
+    )
+
+
+@app.command()
+def tour(
     base_url: Annotated[str | None, typer.Option(help="Use this server instead of starting the simulator.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name on that server.")] = None,
     slots: Annotated[int, typer.Option(help="Model requests in flight at once.", min=1)] = 7,
 ) -> None:
-    """Start the simulator and show a streamed chat, a typed tool call and the slot limiter, through ChatOpenAI."""
+    """A quick look at the model clients: a streamed reply, a typed tool call, and the slot limiter at work."""
     from sevenfold.demo.chat_tour import run_demo
 
     asyncio.run(run_demo(base_url=base_url, model=model, slots=slots))
+
+
+def _with_progress(
+    settings: Settings, quiet: bool, start: Callable[[Callable[[dict[str, Any]], None] | None], Awaitable[RunResult]]
+) -> RunResult:
+    from sevenfold.progress import ProgressView
+
+    if quiet or not sys.stderr.isatty():
+        return asyncio.run(start(_plain_events))
+    with ProgressView(settings) as view:
+        return asyncio.run(start(view))
+
+
+def _plain_events(event: dict[str, Any]) -> None:
+    kind = event.get("event")
+    if kind in (
+        "plan_ready",
+        "worker_finished",
+        "merged",
+        "merge_conflict",
+        "tests_finished",
+        "report_ready",
+        "dirty_checkout",
+    ):
+        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "time"))
+        console.print(f"{kind}: {details}"[:300], highlight=False, soft_wrap=True)
 
 
 def main() -> None:

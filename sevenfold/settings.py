@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         le=256,
         description="Workers running at once (more than slots, so tool time does not idle a slot).",
     )
+    worker_max_steps: int = Field(40, ge=1, le=500, description="Model turns one worker may take before it must stop.")
+    worker_max_tokens: int = Field(600_000, ge=1_000, description="Prompt + completion tokens one worker may spend.")
+    plan_attempts: int = Field(
+        3, ge=1, le=10, description="Times a rejected plan is sent back to the planner before giving up."
+    )
+    repo_map_max_files: int = Field(
+        300, ge=10, le=10_000, description="Most paths listed in the repository map shown to the model."
+    )
     run_root: Path = Field(
         Path.home() / ".sevenfold" / "runs",
         description="Where run directories (checkpoints, reports, worktrees) go.",

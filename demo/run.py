@@ -1,0 +1,84 @@
+"""`sevenfold demo`: the whole team on the bundled example repository.
+
+Unless given a server, it starts the vLLM simulator in this process with the
+demo policy: a script that plays the model's part on this one example (it
+reads files, edits them and runs the tests through real tool calls, and leaves
+one bug in the first round so the verifier sends the team back once). The
+graph, the tools, git, pytest and the HTTP traffic are all real.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from sevenfold.sim.profiles import load_profile
+from sevenfold.sim.runner import BackgroundSimulator
+from sevenfold.sim.server import SimConfig
+
+from sevenfold.runs import EventHandler, RunResult, start_run
+from sevenfold.settings import Settings, load_settings
+
+DEMO_TASK = "Implement every stub module of the package so that the whole test suite passes."
+DEMO_TIME_SCALE = 5.0
+"""The simulator runs this many times faster than the modelled H100, so the demo takes seconds, not minutes."""
+
+
+def make_example_repo(parent: Path) -> Path:
+    """Copy the example project into `parent/example` and commit it; returns the repository path."""
+    repo = parent / "example"
+    with as_file(files("sevenfold.demo") / "example") as source:
+        shutil.copytree(source, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    env = {
+        "GIT_AUTHOR_NAME": "demo",
+        "GIT_AUTHOR_EMAIL": "demo@localhost",
+        "GIT_COMMITTER_NAME": "demo",
+        "GIT_COMMITTER_EMAIL": "demo@localhost",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+    }
+    for command in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "Example project with stub modules"],
+    ):
+        subprocess.run(command, cwd=repo, check=True, env=env, capture_output=True)
+    return repo
+
+
+def demo_simulator(slots: int, **config: object) -> BackgroundSimulator:
+    """A simulator serving the demo policy on an H100 + FP8 profile (not started)."""
+    from sevenfold.demo.policy import demo_policy
+
+    options: dict = {
+        "profile": load_profile("h100-fp8"),
+        "max_num_seqs": max(16, slots),
+        "time_scale": DEMO_TIME_SCALE,
+        "policy": demo_policy(),
+    } | config
+    return BackgroundSimulator(SimConfig(**options))
+
+
+async def run_demo(
+    settings: Settings, base_url: str | None = None, workdir: Path | None = None, on_event: EventHandler | None = None
+) -> RunResult:
+    """Run the team on a fresh copy of the example repository; starts and stops a simulator unless `base_url` is given."""
+    parent = workdir or Path(tempfile.mkdtemp(prefix="sevenfold-demo-"))
+    parent.mkdir(parents=True, exist_ok=True)
+    repo = make_example_repo(parent)
+    simulator = None
+    if base_url is None:
+        simulator = demo_simulator(settings.endpoint_for("worker").slots).start()
+        base_url = simulator.base_url
+    try:
+        endpoints = {
+            name: e.model_dump() | {"api_key": e.api_key.get_secret_value()} for name, e in settings.endpoints.items()
+        }
+        endpoints["default"] = endpoints["default"] | {"base_url": base_url}
+        run_settings = load_settings(**(settings.model_dump(exclude={"endpoints"}) | {"endpoints": endpoints}))
+        return await start_run(run_settings, DEMO_TASK, repo, on_event=on_event)
+    finally:
+        if simulator is not None:
+            simulator.stop()

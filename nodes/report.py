@@ -1,0 +1,100 @@
+"""The report: the run's result branch, and what was done, written to the run directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sevenfold.nodes.events import emit
+from sevenfold.nodes.team import Team
+from sevenfold.state.models import Review, RoundSummary, WorkerReport, from_state
+from sevenfold.state.team import TeamState
+
+
+def make_report(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]]:
+    """Build the report node for a team."""
+
+    async def report(state: TeamState) -> dict[str, Any]:
+        run_id = state["run_id"]
+        workspace = team.workspace(state["repo"], run_id)
+        review = from_state(Review, state["review"]) if state.get("review") else None
+        commit = review.integration_commit if review else state["base_commit"]
+        result_branch = f"sevenfold/{run_id}/result"
+        await workspace.create_result_branch(result_branch, commit)
+        tests = state.get("tests") or {}
+        status = "passed" if tests.get("ok") else "failed"
+        reports = [from_state(WorkerReport, r) for r in state.get("reports", [])]
+        rounds = [from_state(RoundSummary, r) for r in state.get("rounds", [])]
+        data = {
+            "run_id": run_id,
+            "task": state["task"],
+            "repo": state["repo"],
+            "status": status,
+            "base_commit": state["base_commit"],
+            "result_branch": result_branch,
+            "result_commit": commit,
+            "rounds": [r.model_dump(mode="json") for r in rounds],
+            "workers": [r.model_dump(mode="json") for r in reports],
+            "review": review.model_dump(mode="json") if review else None,
+            "tests": tests,
+            "tokens": {
+                "prompt": sum(r.prompt_tokens for r in reports),
+                "completion": sum(r.completion_tokens for r in reports),
+            },
+            "wall_time_s": round(sum(r.duration_s for r in rounds), 3),
+        }
+        run_dir = team.run_dir(run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "report.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+        (run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")
+        emit("report_ready", status=status, path=str(run_dir / "report.md"), branch=result_branch)
+        return {"status": status, "result_branch": result_branch, "report_path": str(run_dir / "report.md")}
+
+    return report
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """The run report as Markdown, for people."""
+    lines = [
+        f"# sevenfold run {data['run_id']}: {data['status']}",
+        "",
+        f"Task: {data['task']}",
+        "",
+        f"Result: branch `{data['result_branch']}` at {data['result_commit'][:12]} (from {data['base_commit'][:12]})",
+        f"Tests: {data['tests'].get('summary_line', '') or _tests_line(data['tests'])}",
+        f"Tokens: {data['tokens']['prompt']:,} prompt, {data['tokens']['completion']:,} completion; wall time {data['wall_time_s']:.1f} s",
+        "",
+        "## Rounds",
+        "",
+        "| round | subtasks | failed | tests | slot occupancy | time |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in data["rounds"]:
+        occupancy = "n/a" if r["slot_occupancy"] is None else f"{r['slot_occupancy']:.0%}"
+        lines.append(
+            f"| {r['round']} | {len(r['subtasks'])} | {', '.join(r['failed_subtasks']) or '-'} | {r['tests_summary']} | {occupancy} | {r['duration_s']:.1f} s |"
+        )
+    lines += [
+        "",
+        "## Workers",
+        "",
+        "| round | subtask | status | files | steps | tokens | summary |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for w in data["workers"]:
+        summary = (w["summary"] or "; ".join(w["errors"])).replace("\n", " ").replace("|", "/")[:160]
+        tokens = w["prompt_tokens"] + w["completion_tokens"]
+        attempt = f" (attempt {w['attempt']})" if w["attempt"] > 1 else ""
+        lines.append(
+            f"| {w['round']} | {w['subtask_id']}{attempt} | {w['status']} | {len(w['files_changed'])} | {w['steps']} | {tokens:,} | {summary} |"
+        )
+    if data.get("review"):
+        lines += ["", "## Review", "", data["review"].get("notes") or "(none)"]
+    return "\n".join(lines) + "\n"
+
+
+def _tests_line(tests: dict[str, Any]) -> str:
+    if not tests:
+        return "not run"
+    return f"{tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed, {tests.get('errors', 0)} errors"

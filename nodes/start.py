@@ -1,0 +1,32 @@
+"""The first node: check the repository and fix the commit every worker starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sevenfold.nodes.events import emit
+from sevenfold.nodes.team import Team
+from sevenfold.state.team import TeamState
+
+from sevenfold.errors import SevenfoldError
+
+
+def make_start(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]]:
+    """Build the start node: validates input and records the base commit (once; a resumed run keeps it)."""
+
+    async def start(state: TeamState) -> dict[str, Any]:
+        if state.get("base_commit"):
+            return {}
+        if not state.get("task", "").strip():
+            raise SevenfoldError("the task is empty: say what the team should do")
+        workspace = team.workspace(state["repo"], state["run_id"])
+        if workspace.dirty_paths:
+            emit(
+                "dirty_checkout",
+                paths=workspace.dirty_paths[:50],
+                note="uncommitted changes are not part of the run; it starts from HEAD",
+            )
+        return {"base_commit": workspace.base_commit, "round": 0, "reports": [], "rounds": [], "status": "planning"}
+
+    return start

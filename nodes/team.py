@@ -1,0 +1,54 @@
+"""What the nodes share that is not state: settings, model clients and workspaces.
+
+One `Team` per compiled graph. Nothing here is checkpointed; all of it can be
+rebuilt from settings and the state after a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sevenfold.llm.chat import SevenfoldChatOpenAI
+from sevenfold.llm.factory import chat_model
+from sevenfold.tools.workspace import Workspace
+
+from sevenfold.settings import Settings
+
+
+@dataclass
+class Team:
+    """Resources for one graph: one chat model per role, one workspace per (repository, run)."""
+
+    settings: Settings
+    _models: dict[str, SevenfoldChatOpenAI] = field(default_factory=dict)
+    _workspaces: dict[tuple[str, str], Workspace] = field(default_factory=dict)
+
+    def model(self, role: str) -> SevenfoldChatOpenAI:
+        """The chat model of a role, built on first use."""
+        if role not in self._models:
+            self._models[role] = chat_model(self.settings, role)
+        return self._models[role]
+
+    def run_dir(self, run_id: str) -> Path:
+        """The directory holding a run's checkpoints, report and worktrees."""
+        return self.settings.run_root / run_id
+
+    def workspace(self, repo: str, run_id: str) -> Workspace:
+        """The workspace of a run on a repository (worktrees under the run directory)."""
+        key = (repo, run_id)
+        if key not in self._workspaces:
+            self._workspaces[key] = Workspace.open(
+                Path(repo), run_id, worktrees_root=self.run_dir(run_id) / "worktrees"
+            )
+        return self._workspaces[key]
+
+
+def slot_mark(team: Team, role: str = "worker") -> dict[str, float | int]:
+    """The slot counters of a role's endpoint now, as plain data for the state (only valid in this process)."""
+    from sevenfold.llm.limiter import limiter_for
+
+    endpoint = team.settings.endpoint_for(role)
+    snapshot = limiter_for(endpoint.base_url, endpoint.slots).snapshot()
+    return {"pid": os.getpid(), "time": snapshot.time, "busy": snapshot.busy_slot_seconds}

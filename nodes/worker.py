@@ -1,0 +1,221 @@
+"""The worker: one subtask, its own worktree, a tool loop with budgets.
+
+The loop is three nodes of a subgraph (`graphs/worker.py` wires them):
+`agent` asks the model, `act` runs the tool calls it made (concurrently),
+`finish` commits the branch and hands back a `WorkerReport`. Because each turn
+is a checkpointed step, a crash costs at most the turn in flight.
+
+A worker never raises: a model that keeps failing, a tool that blows up or a
+spent budget all end in a report with status and errors, so one worker's
+trouble never cancels its siblings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from sevenfold.nodes.events import emit
+from sevenfold.nodes.prompts import render
+from sevenfold.nodes.repo_map import repo_map
+from sevenfold.nodes.team import Team
+from sevenfold.state.models import WorkerReport, to_state
+from sevenfold.state.team import WorkerState
+from sevenfold.tools.toolset import build_tools
+
+HEARTBEAT_S = 10.0
+"""Seconds between heartbeat events while tools run (a proxy in front must never see 15 s of silence)."""
+
+WorkerNode = Callable[[WorkerState], Awaitable[dict[str, Any]]]
+
+
+def worker_key(subtask_id: str, round_number: int, attempt: int) -> str:
+    """The name of a worker's worktree and the last part of its branch."""
+    key = subtask_id
+    if round_number > 1:
+        key += f".r{round_number}"
+    if attempt > 1:
+        key += f".a{attempt}"
+    return key
+
+
+def _key(state: WorkerState) -> str:
+    return worker_key(state["subtask"]["id"], state["round"], state["attempt"])
+
+
+def _tools(team: Team, state: WorkerState) -> dict[str, BaseTool]:
+    return {t.name: t for t in build_tools(Path(state["worktree"]), team.settings.tools)}
+
+
+def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, WorkerNode]:
+    """Build the worker's nodes: setup, agent, act, finish."""
+
+    async def setup(state: WorkerState) -> dict[str, Any]:
+        key = _key(state)
+        try:
+            workspace = team.workspace(state["repo"], state["run_id"])
+            worktree = await workspace.ensure_worktree(key, state["base"])
+        except Exception as exc:  # no worktree, no work: report it instead of raising
+            return {
+                "status": "failed",
+                "errors": [f"could not create the worktree: {exc}"],
+                "started": time.time(),
+                "steps": 0,
+            }
+        system = render(
+            "worker_system",
+            task=state["task"],
+            plan_summary=state["plan_summary"],
+            repo_map=await repo_map(state["repo"], state["base"], team.settings.repo_map_max_files),
+        )
+        task = render("worker_task", subtask=state["subtask"], notes=state.get("notes", ""))
+        emit("worker_started", subtask=key, goal=state["subtask"]["goal"])
+        return {
+            "worktree": str(worktree.path),
+            "branch": worktree.branch,
+            "messages": [SystemMessage(system), HumanMessage(task)],
+            "steps": 0,
+            "tool_calls": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "errors": [],
+            "status": "",
+            "started": time.time(),
+        }
+
+    async def agent(state: WorkerState) -> dict[str, Any]:
+        settings = team.settings
+        spent = state.get("prompt_tokens", 0) + state.get("completion_tokens", 0)
+        if state.get("steps", 0) >= settings.worker_max_steps or spent >= settings.worker_max_tokens:
+            reason = (
+                f"{state.get('steps', 0)} turns"
+                if state.get("steps", 0) >= settings.worker_max_steps
+                else f"{spent} tokens"
+            )
+            return {"status": "budget_exhausted", "errors": [*state.get("errors", []), f"budget spent: {reason}"]}
+        model = team.model("worker").bind_tools(list(_tools(team, state).values()))
+        try:
+            reply = await model.ainvoke(state["messages"], extra_headers={"X-Sevenfold-Subtask": _key(state)})
+        except Exception as exc:  # the client already retried; the server is not answering usefully
+            return {
+                "status": "failed",
+                "errors": [*state.get("errors", []), f"model request failed: {type(exc).__name__}: {exc}"[:500]],
+            }
+        usage = reply.usage_metadata or {"input_tokens": 0, "output_tokens": 0}
+        return {
+            "messages": [reply],
+            "steps": state.get("steps", 0) + 1,
+            "prompt_tokens": state.get("prompt_tokens", 0) + usage["input_tokens"],
+            "completion_tokens": state.get("completion_tokens", 0) + usage["output_tokens"],
+        }
+
+    async def act(state: WorkerState) -> dict[str, Any]:
+        reply = state["messages"][-1]
+        assert isinstance(reply, AIMessage)
+        tools = _tools(team, state)
+        key = _key(state)
+
+        async def call(tool_call: dict[str, Any]) -> ToolMessage:
+            name, call_id = tool_call["name"], tool_call["id"] or ""
+            emit("tool", subtask=key, tool=name)
+            tool = tools.get(name)
+            if tool is None:
+                text = f"Error: there is no tool named {name!r}. Available tools: {', '.join(sorted(tools))}."
+                return ToolMessage(text, tool_call_id=call_id, name=name, status="error")
+            try:
+                result = await tool.ainvoke(tool_call["args"])
+            except Exception as exc:  # bad arguments or a tool bug: the model can read it and adjust
+                return ToolMessage(
+                    f"Error: {type(exc).__name__}: {exc}"[:4000], tool_call_id=call_id, name=name, status="error"
+                )
+            return ToolMessage(str(result), tool_call_id=call_id, name=name)
+
+        calls = [dict(c) for c in reply.tool_calls]
+        invalid = [
+            ToolMessage(
+                f"Error: the call to {c.get('name')} could not be parsed: {c.get('error') or 'invalid JSON arguments'}",
+                tool_call_id=c.get("id") or "",
+                status="error",
+            )
+            for c in reply.invalid_tool_calls
+        ]
+        results = await _with_heartbeat(asyncio.gather(*(call(c) for c in calls)), key)
+        return {"messages": [*results, *invalid], "tool_calls": state.get("tool_calls", 0) + len(calls) + len(invalid)}
+
+    async def finish(state: WorkerState) -> dict[str, Any]:
+        key = _key(state)
+        status = state.get("status") or "done"
+        errors = list(state.get("errors", []))
+        summary = ""
+        last = state.get("messages", [])[-1:] or [None]
+        if isinstance(last[0], AIMessage) and not last[0].tool_calls:
+            summary = str(last[0].content)
+        commit, files = None, []
+        if state.get("worktree"):
+            try:
+                workspace = team.workspace(state["repo"], state["run_id"])
+                commit, files = await workspace.commit_worktree(
+                    Path(state["worktree"]),
+                    f"sevenfold: {state['subtask']['id']}\n\n{state['subtask']['goal']}\n\n{summary}".strip(),
+                    base=state["base"],
+                )
+            except Exception as exc:
+                status, errors = "failed", [*errors, f"could not commit: {exc}"]
+        if status == "done" and not commit and not files:
+            summary = summary or "No changes were needed."
+        report = WorkerReport(
+            subtask_id=state["subtask"]["id"],
+            round=state["round"],
+            attempt=state["attempt"],
+            status=status,  # type: ignore[arg-type]
+            summary=summary[:4000],
+            branch=state.get("branch", ""),
+            commit=commit,
+            files_changed=files,
+            steps=state.get("steps", 0),
+            tool_calls=state.get("tool_calls", 0),
+            prompt_tokens=state.get("prompt_tokens", 0),
+            completion_tokens=state.get("completion_tokens", 0),
+            duration_s=round(time.time() - state.get("started", time.time()), 3),
+            errors=errors,
+        )
+        emit(
+            "worker_finished",
+            subtask=key,
+            status=report.status,
+            files=files,
+            tokens=report.prompt_tokens + report.completion_tokens,
+        )
+        return {"reports": [to_state(report)]}
+
+    return setup, agent, act, finish
+
+
+def route_worker(state: WorkerState) -> Literal["act", "finish"]:
+    """After the model: run its tool calls, or finish (answered, failed, or out of budget)."""
+    if state.get("status"):
+        return "finish"
+    last = state["messages"][-1]
+    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
+        return "act"
+    return "finish"
+
+
+def route_setup(state: WorkerState) -> Literal["agent", "finish"]:
+    """After setup: work, or report that the worktree could not be made."""
+    return "finish" if state.get("status") else "agent"
+
+
+async def _with_heartbeat(work: Awaitable[list[ToolMessage]], key: str) -> list[ToolMessage]:
+    task = asyncio.ensure_future(work)
+    started = time.monotonic()
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_S)
+        if done:
+            return task.result()
+        emit("heartbeat", subtask=key, running_s=round(time.monotonic() - started, 1))

@@ -1,0 +1,211 @@
+"""Running, resuming and inspecting runs: the graph plus a checkpoint database per run.
+
+A run lives in `settings.run_root / <run-id>/`: `run.json` (what was asked),
+`checkpoints.sqlite` (every step, written before the next begins), `worktrees/`
+and, at the end, `report.json` and `report.md`. The run id is the LangGraph
+thread id.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from sevenfold.errors import SettingsError, SevenfoldError, WorkspaceError
+from sevenfold.graphs.coding import build_graph
+from sevenfold.llm.factory import check_endpoint
+from sevenfold.settings import ROLES, Settings
+from sevenfold.tools.workspace import Workspace
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended."""
+
+    run_id: str
+    status: str
+    """passed, failed, or incomplete (stopped before the report)."""
+    result_branch: str | None
+    report_path: str | None
+    run_dir: Path
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: date, time and a random suffix."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def run_config(settings: Settings, run_id: str) -> dict[str, Any]:
+    """The LangGraph config of a run: thread id, active-worker cap, recursion limit."""
+    per_worker = 3 * settings.worker_max_steps + 10
+    return {
+        "configurable": {"thread_id": run_id},
+        "max_concurrency": settings.max_active_workers,  # top level: under "configurable" it is ignored
+        "recursion_limit": max(200, 20 * settings.max_rounds + per_worker),
+    }
+
+
+@asynccontextmanager
+async def open_graph(settings: Settings, run_id: str) -> AsyncIterator[CompiledStateGraph]:
+    """The coding graph with the run's own SQLite checkpointer, open for the body of the block."""
+    run_dir = settings.run_root / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(run_dir / "checkpoints.sqlite")) as saver:
+        yield build_graph(settings, checkpointer=saver)
+
+
+async def preflight(settings: Settings, task: str, repo: Path) -> Workspace:
+    """Everything that can be checked before a run starts, so bad input changes nothing.
+
+    Raises `SevenfoldError` subclasses with one-line messages: empty task,
+    repository problems, unreachable server, model not served.
+    """
+    if not task.strip():
+        raise SettingsError("the task is empty: say what the team should do")
+    workspace = Workspace.open(repo, "preflight", worktrees_root=settings.run_root / "preflight")
+    checked: set[tuple[str, str]] = set()
+    for role in ROLES:
+        endpoint, model = settings.endpoint_for(role), settings.model_for(role)
+        if (endpoint.base_url, model) not in checked:
+            await check_endpoint(endpoint, model)
+            checked.add((endpoint.base_url, model))
+    return workspace
+
+
+async def start_run(
+    settings: Settings, task: str, repo: Path, run_id: str | None = None, on_event: EventHandler | None = None
+) -> RunResult:
+    """Check the input, then run the team on `task` in `repo` until the tests pass or the rounds run out."""
+    await preflight(settings, task, repo)
+    run_id = run_id or new_run_id()
+    run_dir = settings.run_root / run_id
+    if (run_dir / "run.json").exists():
+        raise SevenfoldError(f"run {run_id} already exists; use `sevenfold resume {run_id}`")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    repo_path = str(repo.resolve())  # noqa: ASYNC240 - one stat, once per run
+    record = {
+        "run_id": run_id,
+        "task": task,
+        "repo": repo_path,
+        "created": time.time(),
+        "settings": _public_settings(settings),
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    inputs = {"task": task, "repo": repo_path, "run_id": run_id}
+    return await _drive(settings, run_id, inputs, on_event)
+
+
+async def resume_run(settings: Settings, run_id: str, on_event: EventHandler | None = None) -> RunResult:
+    """Continue a run from its last checkpoint; finished steps and workers are not redone."""
+    run_dir = settings.run_root / run_id
+    if not (run_dir / "run.json").exists():
+        raise SevenfoldError(f"no run {run_id!r} in {settings.run_root} (see `sevenfold status`)")
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    await preflight(settings, record["task"], Path(record["repo"]))
+    return await _drive(settings, run_id, None, on_event)
+
+
+async def _drive(
+    settings: Settings, run_id: str, inputs: dict[str, Any] | None, on_event: EventHandler | None
+) -> RunResult:
+    config = run_config(settings, run_id)
+    async with open_graph(settings, run_id) as graph:
+        async for mode, chunk in graph.astream(inputs, config, stream_mode=["custom", "updates"], durability="sync"):
+            if on_event is None:
+                continue
+            if mode == "custom" and isinstance(chunk, dict):
+                on_event(chunk)
+            elif mode == "updates" and isinstance(chunk, dict):
+                for node in chunk:
+                    on_event({"event": "step", "node": node, "time": time.time()})
+        state = await graph.aget_state(config)
+    values = state.values
+    status = values.get("status") if not state.next else "incomplete"
+    return RunResult(
+        run_id,
+        status or "incomplete",
+        values.get("result_branch"),
+        values.get("report_path"),
+        settings.run_root / run_id,
+    )
+
+
+async def run_status(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Where a run stands: its record, the next nodes, round, status, and worker reports so far."""
+    run_dir = settings.run_root / run_id
+    if not (run_dir / "run.json").exists():
+        raise SevenfoldError(f"no run {run_id!r} in {settings.run_root}")
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    async with open_graph(settings, run_id) as graph:
+        state = await graph.aget_state(run_config(settings, run_id))
+    values = state.values
+    return {
+        **record,
+        "next": list(state.next),
+        "round": values.get("round"),
+        "status": values.get("status") if not state.next else "incomplete",
+        "reports": values.get("reports", []),
+        "report_path": values.get("report_path"),
+        "result_branch": values.get("result_branch"),
+    }
+
+
+def list_runs(settings: Settings) -> list[dict[str, Any]]:
+    """Every run under the run root, newest first."""
+    if not settings.run_root.is_dir():
+        return []
+    runs = []
+    for path in sorted(settings.run_root.iterdir(), reverse=True):
+        record_path = path / "run.json"
+        if record_path.is_file():
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            record["finished"] = (path / "report.json").exists()
+            runs.append(record)
+    return runs
+
+
+def _public_settings(settings: Settings) -> dict[str, Any]:
+    return json.loads(settings.model_dump_json(exclude={"endpoints": {"__all__": {"api_key"}}}))
+
+
+__all__ = [
+    "RunResult",
+    "WorkspaceError",
+    "list_runs",
+    "new_run_id",
+    "open_graph",
+    "preflight",
+    "resume_run",
+    "run_config",
+    "run_status",
+    "start_run",
+]
+
+
+def run_settings(current: Settings, run_id: str) -> Settings:
+    """The settings a run was started with (endpoints, roles, limits), with the current secrets.
+
+    `run.json` keeps every setting but the API keys, so a resumed run talks to
+    the same server with the same limits as the run it continues.
+    """
+    from sevenfold.settings import load_settings
+
+    record_path = current.run_root / run_id / "run.json"
+    if not record_path.exists():
+        raise SevenfoldError(f"no run {run_id!r} in {current.run_root} (see `sevenfold status`)")
+    saved = json.loads(record_path.read_text(encoding="utf-8"))["settings"]
+    for name, endpoint in saved.get("endpoints", {}).items():
+        if name in current.endpoints:
+            endpoint["api_key"] = current.endpoints[name].api_key.get_secret_value()
+    return load_settings(**saved)

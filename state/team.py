@@ -1,0 +1,117 @@
+"""The graph state: the team's shared state and each worker's own.
+
+Fields hold references (paths, branch names, commit ids) and summaries, never
+whole files or transcripts, so every checkpoint stays small. Structured values
+are the JSON form of the models in `state.models`. Reducers sit beside the
+fields they merge.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
+
+Json = dict[str, Any]
+
+
+def add_reports(existing: list[Json] | None, new: list[Json] | None) -> list[Json]:
+    """Append worker reports; a report for the same (round, subtask, attempt) replaces the older one."""
+    merged = {(r["round"], r["subtask_id"], r.get("attempt", 1)): r for r in existing or []}
+    for report in new or []:
+        merged[(report["round"], report["subtask_id"], report.get("attempt", 1))] = report
+    return list(merged.values())
+
+
+class TeamInput(TypedDict):
+    """What a run starts from."""
+
+    task: str
+    """What the team should do, in the user's words."""
+    repo: str
+    """Path of the user's git repository. Only new branches are ever written to it."""
+    run_id: str
+    """Names the run's branches (`sevenfold/<run-id>/...`) and its directory."""
+
+
+class TeamState(TypedDict, total=False):
+    """Everything the team shares across nodes and rounds."""
+
+    task: str
+    repo: str
+    run_id: str
+    base_commit: str
+    """The commit every worker starts from (the user's HEAD when the run began)."""
+    round: int
+    round_base: str
+    """The commit the current round builds on: the base commit, then each round's merged result."""
+    plan: Json | None
+    reports: Annotated[list[Json], add_reports]
+    """Worker reports of every round (`WorkerReport` JSON), in Send order per wave."""
+    dispatched: list[str]
+    """Subtask ids sent to workers in the current round."""
+    redispatched: list[str]
+    """Subtask ids re-sent after a merge conflict in the current round."""
+    review: Json | None
+    tests: Json | None
+    rounds: Annotated[list[Json], operator.add]
+    """One `RoundSummary` per finished round."""
+    fanout_started: Json | None
+    """Slot-limiter counters when the current round's fan-out began (for occupancy)."""
+    fanout_ended: Json | None
+    """Slot-limiter counters when the current round's last worker finished."""
+    round_started: float
+    result_branch: str | None
+    report_path: str | None
+    status: str
+
+
+class TeamOutput(TypedDict, total=False):
+    """What a run returns."""
+
+    status: str
+    result_branch: str | None
+    report_path: str | None
+    tests: Json | None
+    rounds: list[Json]
+
+
+class WorkerInput(TypedDict):
+    """The Send payload that starts one worker: plain data only (it is checkpointed)."""
+
+    subtask: Json
+    plan_summary: str
+    task: str
+    repo: str
+    run_id: str
+    round: int
+    attempt: int
+    base: str
+    """Commit the worker's branch starts from."""
+    notes: str
+    """What the worker should know from earlier rounds (failing tests, review notes)."""
+
+
+class WorkerState(WorkerInput, total=False):
+    """One worker's own state: its transcript lives here, not in the team state."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    worktree: str
+    branch: str
+    steps: int
+    tool_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    errors: list[str]
+    status: str
+    summary: str
+    started: float
+
+
+class WorkerOutput(TypedDict):
+    """What a worker hands back to the team: its report, nothing else."""
+
+    reports: list[Json]

@@ -1,0 +1,149 @@
+"""The model's tools for one worktree: LangChain tools over the plain functions in this package.
+
+Errors a model can act on (a bad path, an edit that matched twice) come back as
+the tool's result text starting with "Error:", so the agent loop never breaks
+on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from typing import ParamSpec
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field
+from sevenfold.tools import files, search
+from sevenfold.tools.shell import run_command as run_shell
+from sevenfold.tools.testing import run_tests as run_test_suite
+
+from sevenfold.errors import ToolError
+from sevenfold.settings import ToolLimits
+
+P = ParamSpec("P")
+
+
+def _errors_to_text(function: Callable[P, Awaitable[str]]) -> Callable[P, Awaitable[str]]:
+    @wraps(function)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> str:
+        try:
+            return await function(*args, **kwargs)
+        except ToolError as exc:
+            return f"Error: {exc}"
+
+    return wrapper
+
+
+class ViewArgs(BaseModel):
+    path: str = Field(description="File path relative to the repository root.")
+    start_line: int | None = Field(None, description="First line to show (1-based).")
+    end_line: int | None = Field(None, description="Last line to show (inclusive).")
+
+
+class CreateArgs(BaseModel):
+    path: str = Field(description="File path relative to the repository root.")
+    content: str = Field(description="The whole content of the file.")
+
+
+class ReplaceArgs(BaseModel):
+    path: str = Field(description="File path relative to the repository root.")
+    old: str = Field(description="Exact text to replace, including indentation; must occur exactly once.")
+    new: str = Field(description="Text to put in its place.")
+
+
+class InsertArgs(BaseModel):
+    path: str = Field(description="File path relative to the repository root.")
+    line: int = Field(description="Insert after this line number (0 inserts at the top).")
+    text: str = Field(description="Lines to insert.")
+
+
+class ListArgs(BaseModel):
+    pattern: str = Field("**/*", description="Glob relative to the root, e.g. 'src/**/*.py'.")
+
+
+class GrepArgs(BaseModel):
+    pattern: str = Field(description="Regular expression to search for.")
+    path: str = Field(".", description="File or folder to search in.")
+    glob: str | None = Field(None, description="Only files matching this glob, e.g. '*.py'.")
+    ignore_case: bool = Field(False, description="Match case-insensitively.")
+
+
+class CommandArgs(BaseModel):
+    command: str = Field(description="A bash command, run in the repository root with a timeout.")
+
+
+class TestArgs(BaseModel):
+    args: str = Field("", description="Extra arguments for the test command, e.g. 'tests/test_api.py -k login'.")
+
+
+class DiffArgs(BaseModel):
+    staged: bool = Field(False, description="Show staged changes instead of unstaged ones.")
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+def build_tools(worktree: Path, limits: ToolLimits) -> list[BaseTool]:
+    """The tools a worker uses on `worktree`, bounded by `limits`."""
+
+    async def view_file(path: str, start_line: int | None = None, end_line: int | None = None) -> str:
+        return files.view_file(worktree, limits, path, start_line, end_line)
+
+    async def create_file(path: str, content: str) -> str:
+        return files.create_file(worktree, path, content)
+
+    async def str_replace(path: str, old: str, new: str) -> str:
+        return files.str_replace(worktree, limits, path, old, new)
+
+    async def insert(path: str, line: int, text: str) -> str:
+        return files.insert(worktree, limits, path, line, text)
+
+    async def list_files(pattern: str = "**/*") -> str:
+        return files.list_files(worktree, limits, pattern)
+
+    async def grep(pattern: str, path: str = ".", glob: str | None = None, ignore_case: bool = False) -> str:
+        return search.grep(worktree, limits, pattern, path, glob, ignore_case)
+
+    async def run_command(command: str) -> str:
+        return (await run_shell(command, worktree, limits.command_timeout, limits.output_limit)).for_model()
+
+    async def run_tests(args: str = "") -> str:
+        return (await run_test_suite(worktree, limits, args)).for_model()
+
+    async def git_status() -> str:
+        return (
+            await run_shell(["git", "status", "--short"], worktree, 30, limits.output_limit)
+        ).output or "No changes."
+
+    async def git_diff(staged: bool = False) -> str:
+        argv = ["git", "diff", *(["--cached"] if staged else [])]
+        return (await run_shell(argv, worktree, 30, limits.output_limit)).output or "No differences."
+
+    specs: list[tuple[Callable[..., Awaitable[str]], type[BaseModel], str]] = [
+        (view_file, ViewArgs, "Show a file with line numbers, or a range of its lines."),
+        (create_file, CreateArgs, "Create a file, or replace a file's whole content."),
+        (
+            str_replace,
+            ReplaceArgs,
+            "Replace one exact, unique piece of text in a file. Copy `old` exactly from view_file output (without line numbers).",
+        ),
+        (insert, InsertArgs, "Insert lines into a file after a given line number."),
+        (list_files, ListArgs, "List files matching a glob (ignored files are skipped)."),
+        (grep, GrepArgs, "Search file contents with a regular expression; prints path:line:text."),
+        (
+            run_command,
+            CommandArgs,
+            "Run a bash command in the repository root (no network secrets, killed at the timeout, output trimmed).",
+        ),
+        (run_tests, TestArgs, "Run the project's tests (optionally a subset) and get counts and the failures' output."),
+        (git_status, NoArgs, "Show which files you have changed."),
+        (git_diff, DiffArgs, "Show your changes as a diff."),
+    ]
+    return [
+        StructuredTool.from_function(
+            coroutine=_errors_to_text(function), name=function.__name__, description=description, args_schema=schema
+        )
+        for function, schema, description in specs
+    ]

@@ -1,0 +1,220 @@
+"""A run's workspace: a git worktree and branch per worker, in the user's repository, never its checkout.
+
+Branches are named `sevenfold/<run-id>/<key>`; worktrees live outside the
+repository (under the run directory). The user's working tree, index and
+current branch are never touched: worktrees start from a commit, so
+uncommitted changes in the user's checkout are neither read nor lost (they are
+reported as `dirty_paths`). Git commands that change shared repository state
+(adding or removing worktrees, moving branches) are serialized per repository;
+everything else runs in parallel. All git work runs in subprocesses, off the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+from pydantic import BaseModel, Field
+
+from sevenfold.errors import WorkspaceError
+
+_IDENTITY = ["-c", "user.name=sevenfold", "-c", "user.email=sevenfold@localhost", "-c", "commit.gpgsign=false"]
+_locks: dict[str, asyncio.Lock] = {}
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """A checked-out branch in its own folder."""
+
+    path: Path
+    branch: str
+
+
+class MergeConflict(BaseModel):
+    """Where a merge stopped."""
+
+    branch: str
+    files: list[str]
+    hunks: str = ""
+
+
+class MergeResult(BaseModel):
+    """Which branches merged, in order, and the first conflict if any (that merge was aborted)."""
+
+    merged: list[str] = Field(default_factory=list)
+    conflict: MergeConflict | None = None
+    commit: str = ""
+
+
+class GitError(WorkspaceError):
+    """A git command failed."""
+
+
+def open_repository(path: Path) -> git.Repo:
+    """The repository at `path`; `WorkspaceError` with one line if it cannot be used."""
+    if not path.exists():
+        raise WorkspaceError(f"repository path does not exist: {path}")
+    if not path.is_dir():
+        raise WorkspaceError(f"repository path is not a directory: {path}")
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except git.InvalidGitRepositoryError:
+        raise WorkspaceError(f"not a git repository: {path} (run `git init` and commit first)") from None
+    if repo.bare:
+        raise WorkspaceError(f"{path} is a bare repository; sevenfold needs a repository with a working tree")
+    if not repo.head.is_valid():
+        raise WorkspaceError(f"repository {path} has no commits yet; commit something first")
+    return repo
+
+
+class Workspace:
+    """Worktrees and branches of one run in one repository."""
+
+    def __init__(self, repo: git.Repo, run_id: str, worktrees_root: Path) -> None:
+        self.repo_path = Path(repo.working_tree_dir or ".").resolve()
+        self.run_id = run_id
+        self.worktrees_root = worktrees_root
+        self.base_commit = repo.head.commit.hexsha
+        self.dirty_paths = [
+            line[3:] for line in repo.git.status("--porcelain", "--untracked-files=all").splitlines() if line
+        ]
+
+    @classmethod
+    def open(cls, repo: Path, run_id: str, worktrees_root: Path) -> Workspace:
+        """Validate the repository and describe the run's workspace; writes nothing."""
+        return cls(open_repository(repo), run_id, worktrees_root)
+
+    def branch_for(self, key: str) -> str:
+        """The branch of a worker (or of integration, or the result)."""
+        return f"sevenfold/{self.run_id}/{key}"
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        return _locks.setdefault(str(self.repo_path), asyncio.Lock())
+
+    async def _git(self, *args: str, cwd: Path | None = None, check: bool = True) -> str:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}
+        process = await asyncio.create_subprocess_exec(
+            "git", *_IDENTITY, *args, cwd=cwd or self.repo_path, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        if check and process.returncode != 0:
+            raise GitError(
+                f"git {' '.join(args[:3])} failed: {err.decode(errors='replace').strip().splitlines()[-1:] or ['(no message)']}"
+            )
+        return out.decode("utf-8", errors="replace")
+
+    async def ensure_worktree(self, key: str, base: str) -> Worktree:
+        """The worktree of `key`, created on branch `sevenfold/<run>/<key>` from `base`, or found again after a restart."""
+        path = self.worktrees_root / key
+        branch = self.branch_for(key)
+        async with self._lock:
+            if (path / ".git").exists():
+                return Worktree(path, branch)
+            self.worktrees_root.mkdir(parents=True, exist_ok=True)
+            await self._git("worktree", "prune")
+            exists = await self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
+            if exists.strip():
+                await self._git("worktree", "add", "--quiet", str(path), branch)
+            else:
+                await self._git("worktree", "add", "--quiet", "-b", branch, str(path), base)
+        return Worktree(path, branch)
+
+    def existing_worktrees(self) -> list[Worktree]:
+        """This run's worktrees on disk (after a restart)."""
+        if not self.worktrees_root.is_dir():
+            return []
+        return [
+            Worktree(p, self.branch_for(p.name)) for p in sorted(self.worktrees_root.iterdir()) if (p / ".git").exists()
+        ]
+
+    async def commit_worktree(
+        self, worktree: Path, message: str, base: str | None = None
+    ) -> tuple[str | None, list[str]]:
+        """Commit everything changed in a worktree; returns (commit or None if nothing changed, files changed since `base`)."""
+        await self._git("add", "-A", cwd=worktree)
+        staged = await self._git("diff", "--cached", "--name-only", cwd=worktree)
+        commit = None
+        if staged.strip():
+            await self._git("commit", "--quiet", "--no-verify", "-m", message, cwd=worktree)
+            commit = (await self._git("rev-parse", "HEAD", cwd=worktree)).strip()
+        files = (await self._git("diff", "--name-only", f"{base or self.base_commit}...HEAD", cwd=worktree)).split()
+        if commit is None and files:
+            commit = (await self._git("rev-parse", "HEAD", cwd=worktree)).strip()  # committed before a restart
+        return commit, files
+
+    async def head(self, worktree: Worktree) -> str:
+        """The commit a worktree is at."""
+        return (await self._git("rev-parse", "HEAD", cwd=worktree.path)).strip()
+
+    async def merge_branches(self, branches: list[str], into: Worktree) -> MergeResult:
+        """Merge branches into a worktree's branch in order; stop at the first conflict, abort it, report it."""
+        result = MergeResult()
+        async with self._lock:
+            for branch in branches:
+                merged = await self._git(
+                    "merge", "--no-ff", "--no-edit", "-m", f"Merge {branch}", branch, cwd=into.path, check=False
+                )
+                conflicted = (await self._git("diff", "--name-only", "--diff-filter=U", cwd=into.path)).split()
+                if conflicted:
+                    hunks = await self._conflict_hunks(into.path, conflicted)
+                    await self._git("merge", "--abort", cwd=into.path, check=False)
+                    result.conflict = MergeConflict(branch=branch, files=conflicted, hunks=hunks)
+                    break
+                if "fatal" in merged.lower():
+                    raise GitError(f"merging {branch} failed: {merged.strip()[-300:]}")
+                result.merged.append(branch)
+            result.commit = (await self._git("rev-parse", "HEAD", cwd=into.path)).strip()
+        return result
+
+    async def _conflict_hunks(self, path: Path, files: list[str], limit: int = 4000) -> str:
+        parts: list[str] = []
+        for name in files:
+            try:
+                text = (path / name).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            inside, block = False, []
+            for line in text.splitlines():
+                if line.startswith("<<<<<<<"):
+                    inside, block = True, [f"{name}:"]
+                if inside:
+                    block.append(line)
+                if line.startswith(">>>>>>>") and inside:
+                    inside = False
+                    parts.append("\n".join(block))
+        joined = "\n".join(parts)
+        return joined if len(joined) <= limit else joined[:limit] + "\n[... more conflicting lines ...]"
+
+    async def diff(self, worktree: Worktree, base: str) -> tuple[str, str]:
+        """(diff --stat, diff) of a worktree's branch against `base`."""
+        stat = await self._git("diff", "--stat", base, "HEAD", cwd=worktree.path)
+        full = await self._git("diff", base, "HEAD", cwd=worktree.path)
+        return stat.strip(), full
+
+    async def create_result_branch(self, name: str, commit: str) -> None:
+        """Point branch `name` at `commit` in the user's repository, without checking it out."""
+        async with self._lock:
+            await self._git("branch", "--force", name, commit)
+
+    async def remove(self, delete_branches: bool = False) -> list[str]:
+        """Remove this run's worktrees (and optionally its branches except the result); returns what was removed."""
+        removed = []
+        async with self._lock:
+            for worktree in self.existing_worktrees():
+                await self._git("worktree", "remove", "--force", str(worktree.path), check=False)
+                removed.append(str(worktree.path))
+            await self._git("worktree", "prune")
+            if delete_branches:
+                listing = await self._git(
+                    "for-each-ref", "--format=%(refname:short)", f"refs/heads/sevenfold/{self.run_id}/"
+                )
+                for branch in listing.split():
+                    if not branch.endswith("/result"):
+                        await self._git("branch", "-D", branch, check=False)
+        return removed
