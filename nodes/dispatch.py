@@ -53,11 +53,8 @@ def next_workers(state: TeamState) -> list[Send]:
     reports = round_reports(state)
     started = {r.subtask_id for r in reports}
     finished = {r.subtask_id for r in reports if r.status == "done"}
-    review = (
-        from_state(Review, state["review"])
-        if state.get("review") and state["review"].get("round") == state["round"]
-        else None
-    )
+    review_data = state.get("review") or {}
+    review = from_state(Review, review_data) if review_data.get("round") == state["round"] else None
     base = review.integration_commit if review else state.get("round_base") or state["base_commit"]
     sends = [_send(state, s.model_dump(mode="json"), 1, base) for s in plan.ready(finished, started)]
     attempted = {(r.subtask_id, r.attempt) for r in reports}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -12,7 +11,7 @@ from sevenfold.llm.thinking import thinking_capability
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
 from sevenfold.nodes.repo_map import repo_map
-from sevenfold.nodes.team import Team, slot_mark
+from sevenfold.nodes.team import Team, TeamNode, slot_mark
 from sevenfold.state.models import Plan, RoundSummary, Subtask, from_state, to_state
 from sevenfold.state.team import TeamState
 
@@ -57,7 +56,7 @@ def _plan_from(message: AIMessage) -> tuple[Plan | None, str, str | None]:
     return plan, "", call["id"]
 
 
-def make_planner(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]]:
+def make_planner(team: Team) -> TeamNode:
     """Build the planner node for a team."""
 
     async def planner(state: TeamState) -> dict[str, Any]:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sevenfold.nodes.events import emit
-from sevenfold.nodes.team import Team
+from sevenfold.nodes.team import Team, TeamNode
 from sevenfold.state.models import Review, RoundSummary, WorkerReport, from_state
 from sevenfold.state.team import TeamState
 
 
-def make_report(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]]:
+def make_report(team: Team) -> TeamNode:
     """Build the report node for a team."""
 
     async def report(state: TeamState) -> dict[str, Any]:
         run_id = state["run_id"]
         workspace = team.workspace(state["repo"], run_id)
-        review = from_state(Review, state["review"]) if state.get("review") else None
+        review_data = state.get("review")
+        review = from_state(Review, review_data) if review_data else None
         commit = review.integration_commit if review else state["base_commit"]
         result_branch = f"sevenfold/{run_id}/result"
         await workspace.create_result_branch(result_branch, commit)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from sevenfold.nodes.dispatch import next_workers, round_reports
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
-from sevenfold.nodes.team import Team, slot_mark
+from sevenfold.nodes.team import Team, TeamNode, slot_mark
 from sevenfold.state.models import Conflict, Review, from_state, to_state
 from sevenfold.state.team import TeamState
 
@@ -17,7 +16,7 @@ INTEGRATION = "integration"
 MAX_DIFF_CHARS = 12_000
 
 
-def make_reviewer(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]]:
+def make_reviewer(team: Team) -> TeamNode:
     """Build the reviewer node for a team."""
 
     async def reviewer(state: TeamState) -> dict[str, Any]:
@@ -27,11 +26,8 @@ def make_reviewer(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]
         integration = await workspace.ensure_worktree(
             f"{INTEGRATION}.r{round_number}", state.get("round_base") or state["base_commit"]
         )
-        previous = (
-            from_state(Review, state["review"])
-            if state.get("review") and state["review"].get("round") == round_number
-            else None
-        )
+        review_data = state.get("review") or {}
+        previous = from_state(Review, review_data) if review_data.get("round") == round_number else None
         merged = list(previous.merged) if previous else []
         conflicts = list(previous.conflicts) if previous else []
         redispatched = list(state.get("redispatched", []))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sevenfold.nodes.events import emit
-from sevenfold.nodes.team import Team
+from sevenfold.nodes.team import Team, TeamNode
 from sevenfold.state.team import TeamState
 
 from sevenfold.errors import SevenfoldError
 
 
-def make_start(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]]:
+def make_start(team: Team) -> TeamNode:
     """Build the start node: validates input and records the base commit (once; a resumed run keeps it)."""
 
     async def start(state: TeamState) -> dict[str, Any]:

@@ -7,11 +7,14 @@ rebuilt from settings and the state after a crash.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.factory import chat_model
+from sevenfold.state.team import TeamState
 from sevenfold.tools.workspace import Workspace
 
 from sevenfold.settings import Settings
@@ -52,3 +55,9 @@ def slot_mark(team: Team, role: str = "worker") -> dict[str, float | int]:
     endpoint = team.settings.endpoint_for(role)
     snapshot = limiter_for(endpoint.base_url, endpoint.slots).snapshot()
     return {"pid": os.getpid(), "time": snapshot.time, "busy": snapshot.busy_slot_seconds}
+
+
+class TeamNode(Protocol):
+    """A node of the coding graph: the team's state in, a partial update out."""
+
+    def __call__(self, state: TeamState) -> Awaitable[dict[str, Any]]: ...

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from sevenfold.llm.limiter import limiter_for
 from sevenfold.nodes.dispatch import round_reports
 from sevenfold.nodes.events import emit
-from sevenfold.nodes.team import Team
+from sevenfold.nodes.team import Team, TeamNode
 from sevenfold.state.models import Review, RoundSummary, from_state, to_state
 from sevenfold.state.team import TeamState
 from sevenfold.tools.testing import run_tests
 
 
-def make_verifier(team: Team) -> Callable[[TeamState], Awaitable[dict[str, Any]]]:
+def make_verifier(team: Team) -> TeamNode:
     """Build the verifier node for a team."""
 
     async def verifier(state: TeamState) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool
@@ -31,7 +31,11 @@ from sevenfold.tools.toolset import build_tools
 HEARTBEAT_S = 10.0
 """Seconds between heartbeat events while tools run (a proxy in front must never see 15 s of silence)."""
 
-WorkerNode = Callable[[WorkerState], Awaitable[dict[str, Any]]]
+
+class WorkerNode(Protocol):
+    """A node of the worker subgraph."""
+
+    def __call__(self, state: WorkerState) -> Awaitable[dict[str, Any]]: ...
 
 
 def worker_key(subtask_id: str, round_number: int, attempt: int) -> str:
@@ -152,10 +156,11 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         status = state.get("status") or "done"
         errors = list(state.get("errors", []))
         summary = ""
-        last = state.get("messages", [])[-1:] or [None]
-        if isinstance(last[0], AIMessage) and not last[0].tool_calls:
-            summary = str(last[0].content)
-        commit, files = None, []
+        messages = state.get("messages", [])
+        if messages and isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls:
+            summary = str(messages[-1].content)
+        commit: str | None = None
+        files: list[str] = []
         if state.get("worktree"):
             try:
                 workspace = team.workspace(state["repo"], state["run_id"])
@@ -172,7 +177,7 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
             subtask_id=state["subtask"]["id"],
             round=state["round"],
             attempt=state["attempt"],
-            status=status,  # type: ignore[arg-type]
+            status=status,
             summary=summary[:4000],
             branch=state.get("branch", ""),
             commit=commit,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -103,10 +103,12 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     if endpoint:
         merged = {**settings.endpoints["default"].model_dump(), **endpoint}
         merged["api_key"] = settings.endpoints["default"].api_key.get_secret_value()
-        clean["endpoints"] = {
-            **{k: v.model_dump() | {"api_key": v.api_key.get_secret_value()} for k, v in settings.endpoints.items()},
-            "default": merged,
+        # Keep every endpoint (with its key); change the default one.
+        endpoints: dict[str, dict[str, Any]] = {
+            name: e.model_dump() | {"api_key": e.api_key.get_secret_value()} for name, e in settings.endpoints.items()
         }
+        endpoints["default"] = merged
+        clean["endpoints"] = endpoints
     return load_settings(config, **clean) if clean else settings
 
 
@@ -220,7 +222,9 @@ def tour(
 
 
 def _with_progress(
-    settings: Settings, quiet: bool, start: Callable[[Callable[[dict[str, Any]], None] | None], Awaitable[RunResult]]
+    settings: Settings,
+    quiet: bool,
+    start: Callable[[Callable[[dict[str, Any]], None] | None], Coroutine[Any, Any, RunResult]],
 ) -> RunResult:
     from sevenfold.progress import ProgressView
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
@@ -46,7 +47,7 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def run_config(settings: Settings, run_id: str) -> dict[str, Any]:
+def run_config(settings: Settings, run_id: str) -> RunnableConfig:
     """The LangGraph config of a run: thread id, active-worker cap, recursion limit."""
     per_worker = 3 * settings.worker_max_steps + 10
     return {

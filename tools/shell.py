@@ -80,7 +80,7 @@ class _CappedBuffer:
         return self.head + tail, 0
 
 
-async def run_command(
+async def run_command(  # noqa: ASYNC109 - the timeout must also kill the process group, which asyncio.timeout cannot
     command: str | list[str], cwd: Path, timeout: float, output_limit: int, env: dict[str, str] | None = None
 ) -> CommandResult:
     """Run a shell command (or an argv list) in `cwd` with stdin closed.
