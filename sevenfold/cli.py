@@ -101,7 +101,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     endpoint = {k: clean.pop(k) for k in ("base_url", "model", "slots") if k in clean}
     settings = load_settings(config)
     if endpoint:
-        merged = {**settings.endpoints["default"].model_dump(), **endpoint}
+        merged: dict[str, Any] = {**settings.endpoints["default"].model_dump(), **endpoint}
         merged["api_key"] = settings.endpoints["default"].api_key.get_secret_value()
         # Keep every endpoint (with its key); change the default one.
         endpoints: dict[str, dict[str, Any]] = {

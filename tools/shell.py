@@ -80,8 +80,8 @@ class _CappedBuffer:
         return self.head + tail, 0
 
 
-async def run_command(  # noqa: ASYNC109 - the timeout must also kill the process group, which asyncio.timeout cannot
-    command: str | list[str], cwd: Path, timeout: float, output_limit: int, env: dict[str, str] | None = None
+async def run_command(
+    command: str | list[str], cwd: Path, timeout_s: float, output_limit: int, env: dict[str, str] | None = None
 ) -> CommandResult:
     """Run a shell command (or an argv list) in `cwd` with stdin closed.
 
@@ -106,7 +106,7 @@ async def run_command(  # noqa: ASYNC109 - the timeout must also kill the proces
     reader = asyncio.create_task(pump())
     timed_out = False
     try:
-        await asyncio.wait_for(process.wait(), timeout)
+        await asyncio.wait_for(process.wait(), timeout_s)
     except TimeoutError:
         timed_out = True
     finally:
