@@ -98,7 +98,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     from sevenfold.settings import load_settings
 
     clean: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    endpoint = {k: clean.pop(k) for k in ("base_url", "model", "slots") if k in clean}
+    endpoint: dict[str, Any] = {k: clean.pop(k) for k in ("base_url", "model", "slots") if k in clean}
     settings = load_settings(config)
     if endpoint:
         merged: dict[str, Any] = {**settings.endpoints["default"].model_dump(), **endpoint}
