@@ -62,7 +62,11 @@ def demo_simulator(slots: int, **config: object) -> BackgroundSimulator:
 
 
 async def run_demo(
-    settings: Settings, base_url: str | None = None, workdir: Path | None = None, on_event: EventHandler | None = None
+    settings: Settings,
+    base_url: str | None = None,
+    workdir: Path | None = None,
+    on_event: EventHandler | None = None,
+    sim_log: Path | None = None,
 ) -> RunResult:
     """Run the team on a fresh copy of the example repository; starts and stops a simulator unless `base_url` is given."""
     parent = workdir or Path(tempfile.mkdtemp(prefix="sevenfold-demo-"))
@@ -70,7 +74,7 @@ async def run_demo(
     repo = make_example_repo(parent)
     simulator = None
     if base_url is None:
-        simulator = demo_simulator(settings.endpoint_for("worker").slots).start()
+        simulator = demo_simulator(settings.endpoint_for("worker").slots, request_log=sim_log).start()
         base_url = simulator.base_url
     try:
         endpoints = {

@@ -48,6 +48,9 @@ def make_report(team: Team) -> TeamNode:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "report.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
         (run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")
+        if not team.settings.keep_worktrees:
+            # The result branch is what the user gets; worker and integration branches were the means.
+            await workspace.remove(delete_branches=True)
         emit("report_ready", status=status, path=str(run_dir / "report.md"), branch=result_branch)
         return {"status": status, "result_branch": result_branch, "report_path": str(run_dir / "report.md")}
 

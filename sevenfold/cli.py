@@ -197,6 +197,7 @@ def demo(
         Path | None, typer.Option(help="Where to put the example repository (default: a new temp dir).")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+    sim_log: Annotated[Path | None, typer.Option(help="Write the simulator's request log (JSON lines) here.")] = None,
 ) -> None:
     """Run the whole team on the bundled example repository, against the simulator (a scripted policy, not a model)."""
     from sevenfold.demo.run import run_demo
@@ -204,7 +205,9 @@ def demo(
     settings = _settings(None, slots=slots)
     _finish(
         _with_progress(
-            settings, quiet, lambda on_event: run_demo(settings, base_url=base_url, workdir=workdir, on_event=on_event)
+            settings,
+            quiet,
+            lambda on_event: run_demo(settings, base_url=base_url, workdir=workdir, on_event=on_event, sim_log=sim_log),
         )
     )
 

@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     repo_map_max_files: int = Field(
         300, ge=10, le=10_000, description="Most paths listed in the repository map shown to the model."
     )
+    keep_worktrees: bool = Field(
+        False, description="Keep the workers' worktrees and branches after a run (for debugging)."
+    )
     run_root: Path = Field(
         Path.home() / ".sevenfold" / "runs",
         description="Where run directories (checkpoints, reports, worktrees) go.",

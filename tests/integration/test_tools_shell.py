@@ -1,0 +1,73 @@
+"""Commands: killed with their children at the timeout, output capped, secrets invisible."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from sevenfold.tools.shell import run_command
+
+
+def _sleepers() -> list[psutil.Process]:
+    return [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and p.info["cmdline"][:2] == ["sleep", "313"]
+    ]
+
+
+async def test_a_timeout_kills_the_command_and_its_background_children(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = await run_command("sleep 313 & sleep 313 & sleep 313", tmp_path, timeout_s=1.0, output_limit=1000)
+    assert result.timed_out and result.exit_code is None
+    assert time.monotonic() - started < 10
+    assert "timed out" in result.for_model()
+    deadline = time.monotonic() + 5
+    while _sleepers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _sleepers() == []
+
+
+async def test_children_left_running_after_a_normal_exit_are_killed_too(tmp_path: Path) -> None:
+    result = await run_command("sleep 313 > /dev/null 2>&1 & echo started", tmp_path, timeout_s=30, output_limit=1000)
+    assert result.exit_code == 0 and "started" in result.output
+    time.sleep(0.2)
+    assert _sleepers() == []
+
+
+async def test_a_flood_of_output_is_capped_and_memory_stays_bounded(tmp_path: Path) -> None:
+    process = psutil.Process()
+    before = process.memory_info().rss
+    result = await run_command("yes 0123456789 | head -c 50000000", tmp_path, timeout_s=60, output_limit=10_000)
+    growth = process.memory_info().rss - before
+    assert result.exit_code == 0
+    assert result.cut_chars > 49_000_000
+    assert "characters cut" in result.output and len(result.output) < 11_000
+    assert result.output.startswith("0123456789\n") and result.output.endswith("\n012345")  # head and tail kept
+    assert growth < 40 * 1024 * 1024, f"RSS grew by {growth / 1e6:.0f} MB"
+
+
+async def test_secrets_in_the_environment_are_invisible_to_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canaries = {
+        "OPENAI_API_KEY": "canary-openai",
+        "MY_SERVICE_TOKEN": "canary-token",
+        "DB_PASSWORD": "canary-pw",
+        "SEVENFOLD_ENDPOINTS__DEFAULT__API_KEY": "canary-sf",
+        "LANGSMITH_API_KEY": "canary-ls",
+        "APP_SECRET_VALUE": "canary-secret",
+    }
+    for key, value in canaries.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    result = await run_command("env", tmp_path, timeout_s=10, output_limit=100_000)
+    assert "canary" not in result.output
+    assert "HARMLESS_SETTING=visible" in result.output and "PATH=" in result.output
+
+
+async def test_commands_run_in_the_worktree_with_stdin_closed(tmp_path: Path) -> None:
+    result = await run_command("pwd; cat; echo done", tmp_path, timeout_s=10, output_limit=1000)
+    assert result.output.splitlines() == [str(tmp_path), "done"]
+    assert os.getpgrp() != 0
