@@ -47,9 +47,9 @@ def test_sim_command_refuses_bad_options_with_one_line(
     assert len(lines) == 1 and says in lines[0], result.stderr
 
 
-def test_demo_runs_a_tool_call_and_fills_the_slots(sevenfold_cli: Callable[..., list[str]]) -> None:
+def test_tour_runs_a_tool_call_and_fills_the_slots(sevenfold_cli: Callable[..., list[str]]) -> None:
     result = subprocess.run(
-        sevenfold_cli("demo"),
+        sevenfold_cli("tour"),
         capture_output=True,
         text=True,
         timeout=180,

@@ -56,7 +56,7 @@ def test_paths_outside_the_worktree_are_refused_naming_the_rule(tree: Path, path
 
 
 def test_the_git_directory_cannot_be_written(tree: Path) -> None:
-    with pytest.raises(PathOutsideWorkspaceError, match="inside .git"):
+    with pytest.raises(PathOutsideWorkspaceError, match=r"inside \.git"):
         files.create_file(tree, ".git/hooks/pre-commit", "#!/bin/sh\n")
 
 
