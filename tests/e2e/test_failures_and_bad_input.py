@@ -1,0 +1,108 @@
+"""One worker failing does not stop the others; bad input is refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sevenfold.demo.policy import DemoPolicy
+from sevenfold.sim.policies import ChatRequest, Reply, ToolCallSpec
+from sevenfold.sim.runner import BackgroundSimulator
+
+from sevenfold.runs import start_run
+from sevenfold.settings import Settings
+
+TASK = "Implement every stub module of the package so that the whole test suite passes."
+
+
+class GarbageForOne:
+    """The demo policy, except that one worker's model answers nonsense every turn."""
+
+    def __init__(self, subtask: str) -> None:
+        self.inner = DemoPolicy()
+        self.subtask = subtask
+
+    def reply(self, request: ChatRequest) -> Reply:
+        first_user = next((request.text(m) for m in request.messages if m.get("role") == "user"), "")
+        if request.role == "worker" and f"## Your subtask: {self.subtask}\n" in first_user:
+            return Reply(content="%%%% ### ?? lorem", tool_calls=(ToolCallSpec("frobnicate", {"x": "y"}),))
+        return self.inner.reply(request)
+
+
+async def test_one_failing_worker_does_not_stop_the_others(
+    start_sim: Callable[..., BackgroundSimulator],
+    settings_for: Callable[..., Settings],
+    example_repo: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    sim = start_sim(policy=GarbageForOne("impl-roman"))
+    settings = settings_for(sim, max_rounds=1, worker_max_steps=4, run_root=tmp_path / "runs")
+    result = await start_run(settings, TASK, example_repo("one-fails"))
+    assert result.status == "failed" and result.report_path
+    report = json.loads(Path(result.report_path).with_suffix(".json").read_text())
+    by_subtask = {w["subtask_id"]: w for w in report["workers"]}
+    assert by_subtask["impl-roman"]["status"] == "budget_exhausted"
+    assert "budget spent: 4 turns" in by_subtask["impl-roman"]["errors"][0]
+    assert all(w["status"] == "done" for name, w in by_subtask.items() if name != "impl-roman")
+    assert report["review"]["merged"] == [name for name in by_subtask if name != "impl-roman"]
+    assert "impl-roman" in report["rounds"][0]["failed_subtasks"]
+    assert "budget_exhausted" in Path(result.report_path).read_text()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("empty-task", "the task is empty"),
+        ("zero-slots", "invalid setting endpoints.default.slots: Input should be greater than or equal to 1"),
+        ("unreachable", "no model server at http://127.0.0.1:"),
+        ("wrong-model", "does not serve 'no/such-model'"),
+        ("not-a-repo", "not a git repository"),
+        ("missing-repo", "repository path does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    sevenfold_cli: Callable[..., list[str]],
+    sim_process: Callable[..., tuple[subprocess.Popen[str], str]],
+    example_repo: Callable[[str], Path],
+    run_env: dict[str, str],
+    tmp_path: Path,
+    case: str,
+    says: str,
+) -> None:
+    repo = example_repo("user")
+    before = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    base_url = (
+        sim_process("--profile", "instant")[1]
+        if case in ("empty-task", "zero-slots", "wrong-model", "not-a-repo", "missing-repo")
+        else f"http://127.0.0.1:{_closed_port()}/v1"
+    )
+    task, args = TASK, ["--repo", str(repo), "--base-url", base_url, "--quiet"]
+    if case == "empty-task":
+        task = "   "
+    if case == "zero-slots":
+        args += ["--slots", "0"]
+    if case == "wrong-model":
+        args += ["--model", "no/such-model"]
+    if case == "not-a-repo":
+        (tmp_path / "plain").mkdir()
+        args[1] = str(tmp_path / "plain")
+    if case == "missing-repo":
+        args[1] = str(tmp_path / "nowhere")
+    result = subprocess.run(sevenfold_cli("run", task, *args), capture_output=True, text=True, timeout=60, env=run_env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert not Path(run_env["SEVENFOLD_RUN_ROOT"]).exists() or not any(Path(run_env["SEVENFOLD_RUN_ROOT"]).iterdir())
+    assert (
+        subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout == before
+    )
