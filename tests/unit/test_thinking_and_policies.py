@@ -87,5 +87,5 @@ def test_bad_scripts_are_refused_with_the_file_and_rule(tmp_path: Path, text: st
 
 
 def test_unknown_policy_names_list_the_known_ones() -> None:
-    with pytest.raises(SettingsError, match="known: .*echo-tools"):
+    with pytest.raises(SettingsError, match=r"known: .*echo-tools"):
         load_policy("no-such-policy")
