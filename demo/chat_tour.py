@@ -18,12 +18,12 @@ from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from rich.console import Console
 from rich.table import Table
+
 from sevenfold.llm.factory import chat_model, check_endpoint
+from sevenfold.settings import DEFAULT_MODEL, Settings, load_settings
 from sevenfold.sim.profiles import load_profile
 from sevenfold.sim.runner import BackgroundSimulator
 from sevenfold.sim.server import SimConfig
-
-from sevenfold.settings import DEFAULT_MODEL, Settings, load_settings
 
 console = Console()
 

@@ -15,12 +15,11 @@ import tempfile
 from importlib.resources import as_file, files
 from pathlib import Path
 
+from sevenfold.runs import EventHandler, RunResult, start_run
+from sevenfold.settings import Settings, load_settings
 from sevenfold.sim.profiles import load_profile
 from sevenfold.sim.runner import BackgroundSimulator
 from sevenfold.sim.server import SimConfig
-
-from sevenfold.runs import EventHandler, RunResult, start_run
-from sevenfold.settings import Settings, load_settings
 
 DEMO_TASK = "Implement every stub module of the package so that the whole test suite passes."
 DEMO_TIME_SCALE = 5.0

@@ -13,6 +13,7 @@ from functools import partial
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+
 from sevenfold.graphs.worker import build_worker
 from sevenfold.nodes.dispatch import next_workers
 from sevenfold.nodes.planner import make_planner
@@ -21,9 +22,8 @@ from sevenfold.nodes.reviewer import make_reviewer
 from sevenfold.nodes.start import make_start
 from sevenfold.nodes.team import Team
 from sevenfold.nodes.verifier import make_verifier, route_verdict
-from sevenfold.state.team import TeamInput, TeamOutput, TeamState
-
 from sevenfold.settings import Settings
+from sevenfold.state.team import TeamInput, TeamOutput, TeamState
 
 
 def _after_review(state: TeamState) -> list | str:

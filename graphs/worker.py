@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+
 from sevenfold.nodes.team import Team
 from sevenfold.nodes.worker import make_worker_nodes, route_setup, route_worker
 from sevenfold.state.team import WorkerInput, WorkerOutput, WorkerState

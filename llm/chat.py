@@ -30,6 +30,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr
+
 from sevenfold.llm.limiter import SlotLimiter
 from sevenfold.llm.thinking import ThinkingFilter, split_thinking
 

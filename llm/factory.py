@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from sevenfold.errors import ModelNotServedError, ServerError, ServerUnreachableError
 from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.limiter import limiter_for
 from sevenfold.llm.thinking import thinking_capability
-
-from sevenfold.errors import ModelNotServedError, ServerError, ServerUnreachableError
 from sevenfold.settings import ROLES, EndpointSettings, Settings
 
 log = logging.getLogger(__name__)

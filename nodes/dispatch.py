@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from langgraph.types import Send
+
 from sevenfold.state.models import Plan, Review, WorkerReport, from_state
 from sevenfold.state.team import TeamState, WorkerInput
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+
 from sevenfold.llm.thinking import thinking_capability
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render

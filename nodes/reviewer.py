@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
+
 from sevenfold.nodes.dispatch import next_workers, round_reports
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sevenfold.errors import SevenfoldError
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.team import Team, TeamNode
 from sevenfold.state.team import TeamState
-
-from sevenfold.errors import SevenfoldError
 
 
 def make_start(team: Team) -> TeamNode:

@@ -14,10 +14,9 @@ from typing import Any, Protocol
 
 from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.factory import chat_model
+from sevenfold.settings import Settings
 from sevenfold.state.team import TeamState
 from sevenfold.tools.workspace import Workspace
-
-from sevenfold.settings import Settings
 
 
 @dataclass

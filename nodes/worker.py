@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool
+
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
 from sevenfold.nodes.repo_map import repo_map

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
+
 from sevenfold.sim.server import SimConfig, Simulator, serve
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
+
+from sevenfold.settings import DEFAULT_MODEL
 from sevenfold.sim.engine import Engine, Sequence
 from sevenfold.sim.faults import FaultDraw, FaultInjector, FaultSpec
 from sevenfold.sim.metrics import EngineMetrics
@@ -18,8 +20,6 @@ from sevenfold.sim.output import Output, OutputAssembler, dumps
 from sevenfold.sim.policies import ChatRequest, Policy, load_policy
 from sevenfold.sim.profiles import Profile, load_profile
 from sevenfold.sim.tokens import block_hashes, render_prompt, tokenize
-
-from sevenfold.settings import DEFAULT_MODEL
 
 SIM_VERSION = "sevenfold-sim 0.1.0 (models vLLM V1 serving; not a model)"
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sevenfold.settings import Settings, load_settings
 from sevenfold.sim.profiles import load_profile
 from sevenfold.sim.runner import BackgroundSimulator
 from sevenfold.sim.server import SimConfig
-
-from sevenfold.settings import Settings, load_settings
 
 # Tests must never see a user's real endpoint configuration.
 for _name in list(os.environ):

@@ -11,10 +11,9 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from sevenfold.tools.paths import relative, resolve_in
-
 from sevenfold.errors import ToolError
 from sevenfold.settings import ToolLimits
+from sevenfold.tools.paths import relative, resolve_in
 
 
 def _read_text(worktree: Path, path: str, limits: ToolLimits) -> tuple[Path, str, bool]:

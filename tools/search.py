@@ -7,11 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from sevenfold.tools.files import _glob_match, tracked_and_untracked
-from sevenfold.tools.paths import relative, resolve_in
-
 from sevenfold.errors import ToolError
 from sevenfold.settings import ToolLimits
+from sevenfold.tools.files import _glob_match, tracked_and_untracked
+from sevenfold.tools.paths import relative, resolve_in
 
 
 def grep(

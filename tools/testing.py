@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from sevenfold.tools.shell import run_command, scrubbed_environment
 
 from sevenfold.settings import ToolLimits
+from sevenfold.tools.shell import run_command, scrubbed_environment
 
 MESSAGE_CHARS = 2_000
 

@@ -14,12 +14,12 @@ from typing import ParamSpec
 
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
-from sevenfold.tools import files, search
-from sevenfold.tools.shell import run_command as run_shell
-from sevenfold.tools.testing import run_tests as run_test_suite
 
 from sevenfold.errors import ToolError
 from sevenfold.settings import ToolLimits
+from sevenfold.tools import files, search
+from sevenfold.tools.shell import run_command as run_shell
+from sevenfold.tools.testing import run_tests as run_test_suite
 
 P = ParamSpec("P")
 

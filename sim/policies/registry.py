@@ -7,10 +7,9 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from sevenfold.errors import SettingsError
 from sevenfold.sim.policies.base import Policy
 from sevenfold.sim.policies.echo import EchoTools
-
-from sevenfold.errors import SettingsError
 
 _FACTORIES: dict[str, Callable[[], Policy]] = {"echo-tools": EchoTools}
 

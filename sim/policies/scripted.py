@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sevenfold.sim.policies.base import ChatRequest, Reply, ToolCallSpec
 
 from sevenfold.errors import SettingsError
+from sevenfold.sim.policies.base import ChatRequest, Reply, ToolCallSpec
 
 _MATCH_KEYS = {"role", "system", "last", "last_role", "any", "tools", "thinking"}
 

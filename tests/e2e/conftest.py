@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sevenfold.demo.run import make_example_repo
 
 

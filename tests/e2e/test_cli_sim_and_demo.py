@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import HumanMessage
-from sevenfold.llm.factory import chat_model
 
+from sevenfold.llm.factory import chat_model
 from sevenfold.settings import Settings
 
 SimProcess = Callable[..., tuple[subprocess.Popen[str], str]]

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sevenfold.demo.policy import DemoPolicy
-from sevenfold.sim.policies import ChatRequest, Reply, ToolCallSpec
-from sevenfold.sim.runner import BackgroundSimulator
 
+from sevenfold.demo.policy import DemoPolicy
 from sevenfold.runs import start_run
 from sevenfold.settings import Settings
+from sevenfold.sim.policies import ChatRequest, Reply, ToolCallSpec
+from sevenfold.sim.runner import BackgroundSimulator
 
 TASK = "Implement every stub module of the package so that the whole test suite passes."
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from langchain_core.messages import HumanMessage
-from sevenfold.llm.factory import chat_model, check_endpoint, role_models
-from sevenfold.sim.faults import FaultSpec
-from sevenfold.sim.runner import BackgroundSimulator
 
 from sevenfold.errors import ModelNotServedError, ServerUnreachableError
+from sevenfold.llm.factory import chat_model, check_endpoint, role_models
 from sevenfold.settings import Settings
+from sevenfold.sim.faults import FaultSpec
+from sevenfold.sim.runner import BackgroundSimulator
 
 SettingsFor = Callable[..., Settings]
 

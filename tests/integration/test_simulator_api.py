@@ -14,6 +14,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+
 from sevenfold.sim.runner import BackgroundSimulator
 
 

@@ -12,11 +12,11 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+
+from sevenfold.errors import SettingsError
 from sevenfold.llm.chat import is_retryable
 from sevenfold.sim.faults import FaultSpec
 from sevenfold.sim.runner import BackgroundSimulator
-
-from sevenfold.errors import SettingsError
 
 
 @tool

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sevenfold.tools.testing import run_tests
-
 from sevenfold.settings import ToolLimits
+from sevenfold.tools.testing import run_tests
 
 SUITE = """
 import pytest

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sevenfold.tools import files, search
-from sevenfold.tools.toolset import build_tools
 
 from sevenfold.errors import PathOutsideWorkspaceError, ToolError
 from sevenfold.settings import ToolLimits
+from sevenfold.tools import files, search
+from sevenfold.tools.toolset import build_tools
 
 LIMITS = ToolLimits(view_max_lines=50, max_file_bytes=10_000)
 

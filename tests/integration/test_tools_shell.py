@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from sevenfold.tools.shell import run_command
 
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sevenfold.tools import files
-from sevenfold.tools.workspace import Workspace
 
 from sevenfold.errors import WorkspaceError
 from sevenfold.settings import ToolLimits
+from sevenfold.tools import files
+from sevenfold.tools.workspace import Workspace
 
 
 async def test_seven_workers_edit_in_parallel_and_merge_with_one_conflict_reported(

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from sevenfold.llm.limiter import SlotLimiter, limiter_for
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sevenfold.llm.thinking import ThinkingFilter, split_thinking, thinking_capability
-from sevenfold.sim.policies import ChatRequest, load_policy
 
 from sevenfold.errors import SettingsError
+from sevenfold.llm.thinking import ThinkingFilter, split_thinking, thinking_capability
+from sevenfold.sim.policies import ChatRequest, load_policy
 
 
 @pytest.mark.parametrize(

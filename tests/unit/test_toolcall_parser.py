@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from sevenfold.sim.tokens import render_tool_call_xml
 from sevenfold.sim.toolcall import convert_value, parse_tool_calls
 
