@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -34,5 +35,5 @@ async def test_long_tools_emit_heartbeats(monkeypatch: pytest.MonkeyPatch) -> No
     events = [e async for e in graph.compile().astream({}, stream_mode="custom")]
     beats = [e for e in events if e["event"] == "heartbeat"]
     assert len(beats) >= 4 and all(b["subtask"] == "w1" for b in beats)
-    gaps = [b["time"] - a["time"] for a, b in zip(beats, beats[1:], strict=False)]
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(beats)]
     assert max(gaps) < 0.2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -19,7 +19,7 @@ from sevenfold.settings import load_settings
 class ToolFakeChat(FakeMessagesListChatModel):
     """LangChain's fake chat model, plus `bind_tools` (which it lacks) and a record of what it was sent."""
 
-    seen: list[list[BaseMessage]] = []
+    seen: ClassVar[list[list[BaseMessage]]] = []
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, BaseMessage]:
         return self
