@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import Runnable
+from pydantic import Field
 
 from sevenfold.nodes.planner import make_planner
 from sevenfold.nodes.team import Team
@@ -19,7 +20,7 @@ from sevenfold.settings import load_settings
 class ToolFakeChat(FakeMessagesListChatModel):
     """LangChain's fake chat model, plus `bind_tools` (which it lacks) and a record of what it was sent."""
 
-    seen: ClassVar[list[list[BaseMessage]]] = []
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, BaseMessage]:
         return self
@@ -58,7 +59,6 @@ async def test_a_cyclic_plan_is_sent_back_with_the_reason_then_the_fixed_plan_is
     }
     fixed = {"summary": "s", "subtasks": [{"id": "a", "goal": "g"}, {"id": "b", "goal": "g", "depends_on": ["a"]}]}
     model = ToolFakeChat(responses=[_call(cyclic, "c1"), _call(fixed, "c2")])
-    model.seen = []
     team = Team(load_settings())
     team._models["planner"] = model  # type: ignore[assignment]
     repo, head = _repo(tmp_path)
@@ -75,7 +75,6 @@ async def test_a_cyclic_plan_is_sent_back_with_the_reason_then_the_fixed_plan_is
 
 async def test_a_planner_that_never_plans_leaves_one_worker_with_the_whole_task(tmp_path: Path) -> None:
     model = ToolFakeChat(responses=[AIMessage(content="I am not sure.")] * 3)
-    model.seen = []
     team = Team(load_settings(plan_attempts=3))
     team._models["planner"] = model  # type: ignore[assignment]
     repo, head = _repo(tmp_path)
