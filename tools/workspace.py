@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from pydantic import BaseModel, Field
 from sevenfold.errors import WorkspaceError
 
 _IDENTITY = ["-c", "user.name=sevenfold", "-c", "user.email=sevenfold@localhost", "-c", "commit.gpgsign=false"]
-_locks: dict[str, asyncio.Lock] = {}
+# One lock per repository and event loop: an asyncio.Lock cannot be shared between loops.
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ class Workspace:
 
     @property
     def _lock(self) -> asyncio.Lock:
-        return _locks.setdefault(str(self.repo_path), asyncio.Lock())
+        per_loop = _locks.setdefault(asyncio.get_running_loop(), {})
+        return per_loop.setdefault(str(self.repo_path), asyncio.Lock())
 
     async def _git(self, *args: str, cwd: Path | None = None, check: bool = True) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}

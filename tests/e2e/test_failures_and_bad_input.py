@@ -68,6 +68,8 @@ def _closed_port() -> int:
         ("wrong-model", "does not serve 'no/such-model'"),
         ("not-a-repo", "not a git repository"),
         ("missing-repo", "repository path does not exist"),
+        ("no-commits", "has no commits yet"),
+        ("bare-repo", "is a bare repository"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(
@@ -82,9 +84,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     repo = example_repo("user")
     before = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout
     base_url = (
-        sim_process("--profile", "instant")[1]
-        if case in ("empty-task", "zero-slots", "wrong-model", "not-a-repo", "missing-repo")
-        else f"http://127.0.0.1:{_closed_port()}/v1"
+        f"http://127.0.0.1:{_closed_port()}/v1" if case == "unreachable" else sim_process("--profile", "instant")[1]
     )
     task, args = TASK, ["--repo", str(repo), "--base-url", base_url, "--quiet"]
     if case == "empty-task":
@@ -98,6 +98,11 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
         args[1] = str(tmp_path / "plain")
     if case == "missing-repo":
         args[1] = str(tmp_path / "nowhere")
+    if case in ("no-commits", "bare-repo"):
+        target = tmp_path / case
+        target.mkdir()
+        subprocess.run(["git", "init", "-q", *(["--bare"] if case == "bare-repo" else [])], cwd=target, check=True)
+        args[1] = str(target)
     result = subprocess.run(sevenfold_cli("run", task, *args), capture_output=True, text=True, timeout=60, env=run_env)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
