@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from sevenfold.sim.metrics import EngineMetrics
 from sevenfold.sim.output import Output, OutputAssembler, dumps
 from sevenfold.sim.policies import ChatRequest, Policy, load_policy
 from sevenfold.sim.profiles import Profile, load_profile
+from sevenfold.sim.protocol import BadRequest, error_response, parse_chat_request
 from sevenfold.sim.tokens import block_hashes, render_prompt, tokenize
 
 SIM_VERSION = "sevenfold-sim 0.1.0 (models vLLM V1 serving; not a model)"
@@ -42,15 +42,6 @@ class SimConfig:
     """`coder`: no thinking mode (Qwen3-Coder); `hybrid`: honours enable_thinking (Qwen3-30B-A3B)."""
     reasoning_parser: bool = False
     """As vLLM's `--reasoning-parser qwen3`: thinking goes to `reasoning_content`, not `content`."""
-
-
-def _error(status: int, message: str, kind: str, param: str | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
-    return web.json_response(body, status=status)
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class Simulator:
@@ -111,35 +102,6 @@ class Simulator:
         }
         return web.json_response({"object": "list", "data": [card]})
 
-    def _parse(self, raw: bytes) -> dict[str, Any]:
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise _BadRequest(f"request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise _BadRequest("request body must be a JSON object")
-        messages = body.get("messages")
-        if (
-            not isinstance(messages, list)
-            or not messages
-            or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages)
-        ):
-            raise _BadRequest("messages: a non-empty list of objects with a 'role' is required")
-        if not isinstance(body.get("model"), str):
-            raise _BadRequest("model: field required")
-        tools = body.get("tools") or []
-        if not isinstance(tools, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("function"), dict) and t["function"].get("name") for t in tools
-        ):
-            raise _BadRequest("tools: each tool must be {'type': 'function', 'function': {'name': ...}}")
-        for key in ("max_tokens", "max_completion_tokens"):
-            value = body.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise _BadRequest(f"{key} must be a positive integer")
-        if body.get("n", 1) != 1:
-            raise _BadRequest("n: only n=1 is supported")
-        return body
-
     def _log(self, record: dict[str, Any]) -> None:
         self.requests.append(record)
         if self._log_file:
@@ -150,11 +112,11 @@ class Simulator:
         arrival = time.monotonic()
         raw = await request.read()
         try:
-            body = self._parse(raw)
-        except _BadRequest as exc:
-            return _error(400, str(exc), "BadRequestError")
+            body = parse_chat_request(raw)
+        except BadRequest as exc:
+            return error_response(400, str(exc), "BadRequestError")
         if body["model"] != self.config.model:
-            return _error(404, f"The model `{body['model']}` does not exist.", "NotFoundError", "model")
+            return error_response(404, f"The model `{body['model']}` does not exist.", "NotFoundError", "model")
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         hints = {
             k.lower().removeprefix("x-sevenfold-"): v
@@ -178,7 +140,7 @@ class Simulator:
         if fault.http_status:
             record["status"] = fault.http_status
             self._log(record)
-            return _error(
+            return error_response(
                 fault.http_status,
                 "simulated server fault",
                 "InternalServerError" if fault.http_status == 500 else "ServiceUnavailableError",
@@ -191,7 +153,7 @@ class Simulator:
         except Exception as exc:  # a broken policy must show as a server error, not kill the server
             record["status"] = 500
             self._log(record)
-            return _error(500, f"simulator policy failed: {type(exc).__name__}: {exc}", "InternalServerError")
+            return error_response(500, f"simulator policy failed: {type(exc).__name__}: {exc}", "InternalServerError")
         think = self.config.model_kind == "hybrid" and enable_thinking is not False
         output = Output.from_reply(reply, think=think, tools_offered=bool(tools) and tool_choice != "none", fault=fault)
         prompt = tokenize(render_prompt(body["messages"], tools))
@@ -204,7 +166,7 @@ class Simulator:
                 f"{len(prompt) + limit} tokens ({len(prompt)} in the messages, {limit} in the completion). "
                 "Please reduce the length of the messages or completion."
             )
-            return _error(400, message, "BadRequestError")
+            return error_response(400, message, "BadRequestError")
         finish = "stop"
         produced = len(output.tokens) + 1  # the end-of-turn token
         if fault.truncate and output.tokens:
