@@ -15,9 +15,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sevenfold.llm.qwen3_format import render_tool_call_xml
 from sevenfold.sim.faults import FaultDraw
 from sevenfold.sim.policies.base import Reply
-from sevenfold.sim.tokens import render_tool_call_xml, tokenize
+from sevenfold.sim.tokens import tokenize
 from sevenfold.sim.toolcall import ParsedCall, parse_tool_calls
 
 THINK, CONTENT, TOOLS = 0, 1, 2

@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from sevenfold.llm.qwen3_format import render_tool_call_xml
+
 # A word piece of at most six characters with one leading space, one
 # punctuation mark with one leading space, or a run of whitespace.
 _TOKEN = re.compile(r"\s?\w{1,6}|\s?[^\w\s]|\s+")
@@ -52,16 +54,6 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content)
-
-
-def render_tool_call_xml(name: str, arguments: dict[str, Any]) -> str:
-    """One tool call in Qwen3-Coder's XML form (strings raw, everything else JSON)."""
-    lines = ["<tool_call>", f"<function={name}>"]
-    for key, value in arguments.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        lines += [f"<parameter={key}>", text, "</parameter>"]
-    lines += ["</function>", "</tool_call>"]
-    return "\n".join(lines)
 
 
 def render_prompt(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> str:

@@ -19,12 +19,15 @@ exactly what vLLM sends.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sevenfold.llm.qwen3_format import convert_value, schema_properties
+
+__all__ = ["ParsedCall", "ParsedOutput", "convert_value", "parse_tool_calls"]
 
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*?)$", re.DOTALL)
 _FUNCTION = re.compile(r"<function=(.*?)</function>|<function=(.*)$", re.DOTALL)
@@ -47,51 +50,10 @@ class ParsedOutput:
     calls: list[ParsedCall]
 
 
-def _properties(name: str, tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    for tool in tools:
-        function = tool.get("function", {})
-        if function.get("name") == name:
-            params = function.get("parameters") or {}
-            props = params.get("properties", params) if isinstance(params, dict) else {}
-            return props if isinstance(props, dict) else {}
-    return {}
-
-
-def convert_value(value: str, schema: dict[str, Any] | None) -> Any:
-    """Type a raw parameter value by its JSON schema, with vLLM's rules and fallbacks."""
-    if value.lower() == "null":
-        return None
-    kind = str((schema or {}).get("type", "string")).strip().lower() if schema is not None else None
-    if kind is None or kind in ("string", "str", "text", "varchar", "char", "enum"):
-        return value
-    if kind.startswith(("int", "uint", "long", "short", "unsigned")):
-        try:
-            return int(value)
-        except ValueError:
-            return value
-    if kind.startswith(("num", "float")):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return int(number) if number.is_integer() else number
-    if kind in ("boolean", "bool", "binary"):
-        return value.lower() == "true"
-    if kind in ("object", "array", "arr") or kind.startswith(("dict", "list")):
-        try:
-            return json.loads(value)
-        except ValueError:
-            pass
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
-        return value
-
-
 def _parse_function(text: str, tools: Sequence[dict[str, Any]]) -> ParsedCall:
     end = text.index(">")
     name = text[:end]
-    props = _properties(name, tools)
+    props = schema_properties(name, tools) or {}
     args: dict[str, Any] = {}
     for match in _PARAMETER.findall(text[end + 1 :]):
         cut = match.index(">")

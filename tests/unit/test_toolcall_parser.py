@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sevenfold.sim.tokens import render_tool_call_xml
+from sevenfold.llm.qwen3_format import render_tool_call_xml
 from sevenfold.sim.toolcall import convert_value, parse_tool_calls
 
 TOOLS = [
