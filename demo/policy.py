@@ -18,7 +18,7 @@ from sevenfold.demo.solutions import BUG, BUGGY_MODULE, SOLUTIONS, first_round
 from sevenfold.sim.policies.base import ChatRequest, Reply, ToolCallSpec
 
 _SUBTASK = re.compile(r"^## Your subtask: (\S+)", re.MULTILINE)
-_MAX_TURNS = 8
+_MAX_TURNS = 14
 
 
 def _module_name(path: str) -> str:
@@ -58,6 +58,21 @@ def _fix_plan() -> dict[str, object]:
     }
 
 
+def _successful_turns(request: ChatRequest) -> int:
+    """Assistant turns whose tool calls all got a result that is not an error."""
+    count, results = 0, None
+    for message in [*request.messages, {"role": "end"}]:
+        if message.get("role") == "tool":
+            results = [*(results or []), request.text(message)]
+            continue
+        if results is not None:
+            count += all(not text.startswith("Error") for text in results)
+            results = None
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            results = []
+    return count
+
+
 class DemoPolicy:
     """Plays planner, workers and reviewer on the example project."""
 
@@ -94,27 +109,26 @@ class DemoPolicy:
         )
         if path is None:
             return Reply(content="I cannot find that subtask.")
-        turn = sum(1 for m in request.messages if m.get("role") == "assistant") + 1
+        turns = sum(1 for m in request.messages if m.get("role") == "assistant")
+        step = _successful_turns(request) + 1  # a turn whose calls were refused is repeated, as a model would
         last = request.text(request.last) if request.last.get("role") == "tool" else ""
-        if turn >= _MAX_TURNS:
+        if turns + 1 >= _MAX_TURNS:
             return Reply(content=f"Stopping on {path}: out of turns.")
-        if turn == 1:
+        if step == 1:
             return Reply(
                 tool_calls=(
                     ToolCallSpec("view_file", {"path": path}),
                     ToolCallSpec("view_file", {"path": _test_path(path)}),
                 )
             )
-        if turn == 2 or (turn == 3 and last.startswith("Error")):
+        if step == 2:
             if subtask == "fix-stats":
                 return Reply(
                     content="mean() uses floor division.",
                     tool_calls=(ToolCallSpec("str_replace", {"path": path, "old": BUG[1], "new": BUG[0]}),),
                 )
             return Reply(tool_calls=(ToolCallSpec("create_file", {"path": path, "content": first_round(path)}),))
-        if "run_tests" not in " ".join(
-            str(m.get("tool_calls")) for m in request.messages if m.get("role") == "assistant"
-        ):
+        if step == 3:
             args = "" if subtask == "fix-stats" else _test_path(path)
             return Reply(tool_calls=(ToolCallSpec("run_tests", {"args": args}),))
         verdict = last.splitlines()[0] if last else "tests run"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sevenfold.runs import EventHandler, RunResult, start_run
 from sevenfold.settings import Settings, load_settings
+from sevenfold.sim.faults import FaultSpec
 from sevenfold.sim.profiles import load_profile
 from sevenfold.sim.runner import BackgroundSimulator
 from sevenfold.sim.server import SimConfig
@@ -66,6 +67,7 @@ async def run_demo(
     workdir: Path | None = None,
     on_event: EventHandler | None = None,
     sim_log: Path | None = None,
+    faults: list[str] | None = None,
 ) -> RunResult:
     """Run the team on a fresh copy of the example repository; starts and stops a simulator unless `base_url` is given."""
     parent = workdir or Path(tempfile.mkdtemp(prefix="sevenfold-demo-"))
@@ -73,7 +75,10 @@ async def run_demo(
     repo = make_example_repo(parent)
     simulator = None
     if base_url is None:
-        simulator = demo_simulator(settings.endpoint_for("worker").slots, request_log=sim_log).start()
+        fault_specs = [FaultSpec.parse(spec) for spec in faults or []]
+        simulator = demo_simulator(
+            settings.endpoint_for("worker").slots, request_log=sim_log, faults=fault_specs
+        ).start()
         base_url = simulator.base_url
     try:
         endpoints = {

@@ -6,7 +6,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from sevenfold.nodes.team import Team
-from sevenfold.nodes.worker import make_worker_nodes, route_setup, route_worker
+from sevenfold.nodes.worker import make_worker_nodes, route_after_act, route_setup, route_worker
 from sevenfold.state.team import WorkerInput, WorkerOutput, WorkerState
 
 
@@ -21,6 +21,6 @@ def build_worker(team: Team) -> CompiledStateGraph:
     graph.add_edge(START, "setup")
     graph.add_conditional_edges("setup", route_setup, ["agent", "finish"])
     graph.add_conditional_edges("agent", route_worker, ["act", "finish"])
-    graph.add_edge("act", "agent")
+    graph.add_conditional_edges("act", route_after_act, ["agent", "finish"])
     graph.add_edge("finish", END)
     return graph.compile(name="worker")

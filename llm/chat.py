@@ -21,18 +21,17 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr
 
+from sevenfold.llm.cleanup import CallStats, StreamCleaner, move_thinking, recover_in_message
 from sevenfold.llm.limiter import SlotLimiter
-from sevenfold.llm.thinking import ThinkingFilter, split_thinking
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +43,6 @@ _TRANSPORT_ERRORS = {
     "TimeoutException",
 }
 _VLLM_EXTRA_KEYS = ("top_k", "repetition_penalty", "chat_template_kwargs")
-
-
-@dataclass
-class CallStats:
-    """What one role's model did, for the run report."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    slot_wait_s: float = 0.0
-
-    def record_error(self, exc: BaseException) -> None:
-        name = type(exc).__name__
-        self.errors[name] = self.errors.get(name, 0) + 1
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -77,16 +59,6 @@ def is_retryable(exc: BaseException) -> bool:
 
 def _rejects_vllm_extras(exc: BaseException) -> bool:
     return isinstance(exc, openai.BadRequestError) and any(key in str(exc) for key in _VLLM_EXTRA_KEYS)
-
-
-def _move_thinking(message: BaseMessage, server_reasoning: str | None = None) -> None:
-    if not isinstance(message, AIMessage) or not isinstance(message.content, str):
-        return
-    answer, thinking = split_thinking(message.content)
-    parts = [p for p in (server_reasoning, thinking) if p]
-    message.content = answer
-    if parts:
-        message.additional_kwargs["reasoning_content"] = "\n".join(parts)
 
 
 class SevenfoldChatOpenAI(ChatOpenAI):
@@ -175,6 +147,7 @@ class SevenfoldChatOpenAI(ChatOpenAI):
             self._release()
             for generation in result.generations:
                 self._count_usage(generation.message)
+                recover_in_message(generation.message, kwargs.get("tools"), self._stats)
             return result
 
     def _generate(
@@ -201,6 +174,7 @@ class SevenfoldChatOpenAI(ChatOpenAI):
             self._release()
             for generation in result.generations:
                 self._count_usage(generation.message)
+                recover_in_message(generation.message, kwargs.get("tools"), self._stats)
             return result
 
     def _create_chat_result(self, response: dict | openai.BaseModel, generation_info: dict | None = None) -> ChatResult:
@@ -208,7 +182,7 @@ class SevenfoldChatOpenAI(ChatOpenAI):
         raw = response if isinstance(response, dict) else response.model_dump()
         for generation, choice in zip(result.generations, raw.get("choices") or [], strict=False):
             message = choice.get("message") or {}
-            _move_thinking(generation.message, message.get("reasoning_content") or message.get("reasoning"))
+            move_thinking(generation.message, message.get("reasoning_content") or message.get("reasoning"))
         return result
 
     def _convert_chunk_to_generation_chunk(
@@ -223,17 +197,6 @@ class SevenfoldChatOpenAI(ChatOpenAI):
                 generation.message.additional_kwargs["reasoning_content"] = reasoning
         return generation
 
-    def _filtered(self, generation: ChatGenerationChunk, thinking: ThinkingFilter) -> ChatGenerationChunk:
-        message = generation.message
-        if isinstance(message, AIMessageChunk) and isinstance(message.content, str) and message.content:
-            answer, thought = thinking.feed(message.content)
-            message.content = answer
-            if thought:
-                previous = message.additional_kwargs.get("reasoning_content", "")
-                message.additional_kwargs["reasoning_content"] = previous + thought
-            generation = ChatGenerationChunk(message=message, generation_info=generation.generation_info)
-        return generation
-
     async def _astream(
         self,
         messages: list[BaseMessage],
@@ -244,18 +207,17 @@ class SevenfoldChatOpenAI(ChatOpenAI):
         attempt = 0
         while True:
             self._stats.requests += 1
-            thinking = ThinkingFilter()
+            cleaner = StreamCleaner(kwargs.get("tools"), self._stats)
             yielded = False
             await self._acquire()
             try:
                 async for generation in super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs):
                     yielded = True
                     self._count_usage(generation.message)
-                    yield self._filtered(generation, thinking)
-                answer, thought = thinking.flush()
-                if answer or thought:
-                    extra = {"reasoning_content": thought} if thought else {}
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=answer, additional_kwargs=extra))
+                    yield cleaner.clean(generation)
+                tail = cleaner.tail()
+                if tail is not None:
+                    yield tail
                 return
             except Exception as exc:
                 # Once chunks have reached the caller the request cannot be replayed invisibly.
@@ -277,16 +239,15 @@ class SevenfoldChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         self._stats.requests += 1
-        thinking = ThinkingFilter()
+        cleaner = StreamCleaner(kwargs.get("tools"), self._stats)
         if self._limiter is not None:
             self._limiter.acquire_blocking()
         try:
             for generation in super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
                 self._count_usage(generation.message)
-                yield self._filtered(generation, thinking)
-            answer, thought = thinking.flush()
-            if answer or thought:
-                extra = {"reasoning_content": thought} if thought else {}
-                yield ChatGenerationChunk(message=AIMessageChunk(content=answer, additional_kwargs=extra))
+                yield cleaner.clean(generation)
+            tail = cleaner.tail()
+            if tail is not None:
+                yield tail
         finally:
             self._release()

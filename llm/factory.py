@@ -58,6 +58,7 @@ def chat_model(settings: Settings, role: str) -> SevenfoldChatOpenAI:
         extra_body=extra_body,
         default_headers={"X-Sevenfold-Role": role},
         stream_usage=True,
+        streaming=role_settings.stream,
     )
     return client.with_limiter(limiter_for(endpoint.base_url, endpoint.slots))
 

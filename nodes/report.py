@@ -42,6 +42,12 @@ def make_report(team: Team) -> TeamNode:
                 "prompt": sum(r.prompt_tokens for r in reports),
                 "completion": sum(r.completion_tokens for r in reports),
             },
+            "tool_calls": {
+                "run": sum(r.tool_calls for r in reports),
+                "recovered": sum(r.tool_calls_recovered for r in reports),
+                "repaired": sum(r.tool_calls_repaired for r in reports),
+                "failed": sum(r.tool_calls_failed for r in reports),
+            },
             "wall_time_s": round(sum(r.duration_s for r in rounds), 3),
         }
         run_dir = team.run_dir(run_id)
@@ -82,15 +88,20 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "## Workers",
         "",
-        "| round | subtask | status | files | steps | tokens | summary |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "Tool calls: run / recovered from text / rejected then repaired / rejected and never repaired.",
+        "",
+        "| round | subtask | status | files | steps | tool calls | tokens | summary |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for w in data["workers"]:
         summary = (w["summary"] or "; ".join(w["errors"])).replace("\n", " ").replace("|", "/")[:160]
         tokens = w["prompt_tokens"] + w["completion_tokens"]
         attempt = f" (attempt {w['attempt']})" if w["attempt"] > 1 else ""
+        calls = (
+            f"{w['tool_calls']} / {w['tool_calls_recovered']} / {w['tool_calls_repaired']} / {w['tool_calls_failed']}"
+        )
         lines.append(
-            f"| {w['round']} | {w['subtask_id']}{attempt} | {w['status']} | {len(w['files_changed'])} | {w['steps']} | {tokens:,} | {summary} |"
+            f"| {w['round']} | {w['subtask_id']}{attempt} | {w['status']} | {len(w['files_changed'])} | {w['steps']} | {calls} | {tokens:,} | {summary} |"
         )
     if data.get("review"):
         lines += ["", "## Review", "", data["review"].get("notes") or "(none)"]

@@ -25,6 +25,7 @@ from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
 from sevenfold.nodes.repo_map import repo_map
 from sevenfold.nodes.team import Team
+from sevenfold.nodes.tool_calls import MAX_REJECTED_TURNS, check_call, count_repairs
 from sevenfold.state.models import WorkerReport, to_state
 from sevenfold.state.team import WorkerState
 from sevenfold.tools.toolset import build_tools
@@ -128,29 +129,45 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         async def call(tool_call: dict[str, Any]) -> ToolMessage:
             name, call_id = tool_call["name"], tool_call["id"] or ""
             emit("tool", subtask=key, tool=name)
-            tool = tools.get(name)
-            if tool is None:
-                text = f"Error: there is no tool named {name!r}. Available tools: {', '.join(sorted(tools))}."
-                return ToolMessage(text, tool_call_id=call_id, name=name, status="error")
             try:
-                result = await tool.ainvoke(tool_call["args"])
-            except Exception as exc:  # bad arguments or a tool bug: the model can read it and adjust
+                result = await tools[name].ainvoke(tool_call["args"])
+            except Exception as exc:  # a tool bug: the model can read it and adjust
                 return ToolMessage(
                     f"Error: {type(exc).__name__}: {exc}"[:4000], tool_call_id=call_id, name=name, status="error"
                 )
             return ToolMessage(str(result), tool_call_id=call_id, name=name)
 
-        calls = [dict(c) for c in reply.tool_calls]
-        invalid = [
-            ToolMessage(
-                f"Error: the call to {c.get('name')} could not be parsed: {c.get('error') or 'invalid JSON arguments'}",
-                tool_call_id=c.get("id") or "",
-                status="error",
+        runnable, refused = [], []
+        for tool_call in reply.tool_calls:
+            problem = check_call(tool_call["name"], tool_call["args"], tools)
+            if problem is None:
+                runnable.append(dict(tool_call))
+            else:
+                refused.append(
+                    ToolMessage(problem, tool_call_id=tool_call["id"] or "", name=tool_call["name"], status="error")
+                )
+        for bad in reply.invalid_tool_calls:
+            detail = bad.get("error") or f"the arguments are not valid JSON: {str(bad.get('args'))[:500]}"
+            refused.append(
+                ToolMessage(
+                    f"Error: a tool call could not be read ({detail}). Write each call in the tool-call format, with arguments that fit the tool's schema.",
+                    tool_call_id=bad.get("id") or "",
+                    status="error",
+                )
             )
-            for c in reply.invalid_tool_calls
-        ]
-        results = await _with_heartbeat(asyncio.gather(*(call(c) for c in calls)), key)
-        return {"messages": [*results, *invalid], "tool_calls": state.get("tool_calls", 0) + len(calls) + len(invalid)}
+        results = await _with_heartbeat(asyncio.gather(*(call(c) for c in runnable)), key)
+        update = count_repairs(state, len(runnable), len(refused), reply)
+        if update["rejected_turns"] >= MAX_REJECTED_TURNS:
+            update["status"] = "failed"
+            update["errors"] = [
+                *state.get("errors", []),
+                f"gave up after {MAX_REJECTED_TURNS} turns of tool calls that could not be used",
+            ]
+        return {
+            "messages": [*results, *refused],
+            "tool_calls": state.get("tool_calls", 0) + len(runnable) + len(refused),
+            **update,
+        }
 
     async def finish(state: WorkerState) -> dict[str, Any]:
         key = _key(state)
@@ -185,6 +202,9 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
             files_changed=files,
             steps=state.get("steps", 0),
             tool_calls=state.get("tool_calls", 0),
+            tool_calls_recovered=state.get("tool_calls_recovered", 0),
+            tool_calls_repaired=state.get("tool_calls_repaired", 0),
+            tool_calls_failed=state.get("rejections_pending", 0),
             prompt_tokens=state.get("prompt_tokens", 0),
             completion_tokens=state.get("completion_tokens", 0),
             duration_s=round(time.time() - state.get("started", time.time()), 3),
@@ -210,6 +230,11 @@ def route_worker(state: WorkerState) -> Literal["act", "finish"]:
     if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
         return "act"
     return "finish"
+
+
+def route_after_act(state: WorkerState) -> Literal["agent", "finish"]:
+    """After the tools: back to the model, unless the worker has given up."""
+    return "finish" if state.get("status") else "agent"
 
 
 def route_setup(state: WorkerState) -> Literal["agent", "finish"]:

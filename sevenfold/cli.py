@@ -198,6 +198,10 @@ def demo(
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
     sim_log: Annotated[Path | None, typer.Option(help="Write the simulator's request log (JSON lines) here.")] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Simulator fault, KIND:RATE[:ARG], repeatable (see `sevenfold sim --help`)."),
+    ] = None,
 ) -> None:
     """Run the whole team on the bundled example repository, against the simulator (a scripted policy, not a model)."""
     from sevenfold.demo.run import run_demo
@@ -207,7 +211,9 @@ def demo(
         _with_progress(
             settings,
             quiet,
-            lambda on_event: run_demo(settings, base_url=base_url, workdir=workdir, on_event=on_event, sim_log=sim_log),
+            lambda on_event: run_demo(
+                settings, base_url=base_url, workdir=workdir, on_event=on_event, sim_log=sim_log, faults=fault
+            ),
         )
     )
 

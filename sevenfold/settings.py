@@ -77,6 +77,7 @@ class RoleSettings(BaseModel):
         description="Seconds before the first retry; doubles each time, jittered.",
     )
     thinking: bool = Field(False, description="Send chat_template_kwargs.enable_thinking=true.")
+    stream: bool = Field(False, description="Stream replies (server-sent events) instead of waiting for whole ones.")
 
 
 class ThinkingRoleSettings(RoleSettings):

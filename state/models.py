@@ -120,6 +120,12 @@ class WorkerReport(BaseModel):
     files_changed: list[str] = Field(default_factory=list)
     steps: int = 0
     tool_calls: int = 0
+    tool_calls_recovered: int = 0
+    """Tool calls recovered from text the server left in content."""
+    tool_calls_repaired: int = 0
+    """Rejected tool calls (unknown tool, bad arguments, unreadable) that the model then got right."""
+    tool_calls_failed: int = 0
+    """Rejected tool calls never repaired."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     duration_s: float = 0.0

@@ -103,6 +103,14 @@ class WorkerState(WorkerInput, total=False):
     branch: str
     steps: int
     tool_calls: int
+    tool_calls_recovered: int
+    """Calls recovered from text the server left in content."""
+    tool_calls_rejected: int
+    """Calls not run (unknown tool, arguments that do not fit, unreadable); each explained to the model."""
+    tool_calls_repaired: int
+    """Rejected calls followed by a turn with a usable call."""
+    rejections_pending: int
+    rejected_turns: int
     prompt_tokens: int
     completion_tokens: int
     errors: list[str]

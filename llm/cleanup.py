@@ -1,0 +1,133 @@
+"""From what the model wrote to what nodes see: thinking moved out of content, tool-call text turned into calls.
+
+Applied by `SevenfoldChatOpenAI` to every reply, streamed or not, so every role
+gets the same treatment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import ToolCallChunk, invalid_tool_call, tool_call_chunk
+from langchain_core.outputs import ChatGenerationChunk
+
+from sevenfold.llm.recovery import ToolTextFilter, has_tool_call_text, recover_tool_calls
+from sevenfold.llm.thinking import ThinkingFilter, split_thinking
+
+
+@dataclass
+class CallStats:
+    """What one role's model did, for the run report."""
+
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    slot_wait_s: float = 0.0
+    tool_calls_recovered: int = 0
+    """Tool calls found as text in content and turned into real calls."""
+    tool_calls_malformed: int = 0
+    """Tool-call text that could not be read; reported to the model as invalid calls."""
+
+    def record_error(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+
+def recover_in_message(message: BaseMessage, tools: list[dict[str, Any]] | None, stats: CallStats) -> None:
+    """Turn tool-call text left in content into tool calls (and unreadable text into invalid calls)."""
+    if not tools or not isinstance(message, AIMessage) or message.tool_calls or not isinstance(message.content, str):
+        return
+    if not has_tool_call_text(message.content):
+        return
+    recovery = recover_tool_calls(message.content, tools)
+    message.content = recovery.content.strip()
+    message.tool_calls = [{"name": c.name, "args": c.args, "id": c.id, "type": "tool_call"} for c in recovery.calls]
+    message.invalid_tool_calls = [
+        *message.invalid_tool_calls,
+        *(
+            invalid_tool_call(name=None, args=m.text[:2000], id=f"malformed-{i}", error=m.reason)
+            for i, m in enumerate(recovery.malformed)
+        ),
+    ]
+    message.response_metadata["tool_calls_recovered"] = len(recovery.calls)
+    message.response_metadata["tool_calls_malformed"] = len(recovery.malformed)
+    stats.tool_calls_recovered += len(recovery.calls)
+    stats.tool_calls_malformed += len(recovery.malformed)
+    if message.response_metadata.get("finish_reason") == "stop" and recovery.calls:
+        message.response_metadata["finish_reason"] = "tool_calls"
+
+
+def move_thinking(message: BaseMessage, server_reasoning: str | None = None) -> None:
+    if not isinstance(message, AIMessage) or not isinstance(message.content, str):
+        return
+    answer, thinking = split_thinking(message.content)
+    parts = [p for p in (server_reasoning, thinking) if p]
+    message.content = answer
+    if parts:
+        message.additional_kwargs["reasoning_content"] = "\n".join(parts)
+
+
+class StreamCleaner:
+    """Per stream: thinking out of content, and tool-call text held back and recovered at the end."""
+
+    def __init__(self, tools: list[dict[str, Any]] | None, stats: CallStats) -> None:
+        self.tools = tools or []
+        self.stats = stats
+        self.thinking = ThinkingFilter()
+        self.tool_text = ToolTextFilter() if tools else None
+        self.server_parsed = False
+
+    def clean(self, generation: ChatGenerationChunk) -> ChatGenerationChunk:
+        message = generation.message
+        if not isinstance(message, AIMessageChunk):
+            return generation
+        if message.tool_call_chunks:
+            self.server_parsed = True
+        if isinstance(message.content, str) and message.content:
+            answer, thought = self.thinking.feed(message.content)
+            message.content = self.tool_text.feed(answer) if self.tool_text else answer
+            if thought:
+                message.additional_kwargs["reasoning_content"] = (
+                    message.additional_kwargs.get("reasoning_content", "") + thought
+                )
+        return ChatGenerationChunk(message=message, generation_info=generation.generation_info)
+
+    def tail(self) -> ChatGenerationChunk | None:
+        """The last chunk: what the filters held back, with recovered tool calls."""
+        answer, thought = self.thinking.flush()
+        extra: dict[str, Any] = {"reasoning_content": thought} if thought else {}
+        chunks: list[ToolCallChunk] = []
+        if self.tool_text is not None:
+            held = self.tool_text.feed(answer) if answer else ""
+            answer, held = held, self.tool_text.finish()
+            if held and not self.server_parsed and has_tool_call_text(held):
+                recovery = recover_tool_calls(held, self.tools)
+                answer += recovery.content
+                for call in recovery.calls:
+                    chunks.append(
+                        tool_call_chunk(name=call.name, args=json.dumps(call.args), id=call.id, index=len(chunks))
+                    )
+                for bad in recovery.malformed:  # arguments that are not JSON: LangChain lists these as invalid calls
+                    chunks.append(
+                        tool_call_chunk(
+                            name=None,
+                            args=f"MALFORMED ({bad.reason}): {bad.text[:2000]}",
+                            id=f"malformed-{len(chunks)}",
+                            index=len(chunks),
+                        )
+                    )
+                self.stats.tool_calls_recovered += len(recovery.calls)
+                self.stats.tool_calls_malformed += len(recovery.malformed)
+            else:
+                answer += held
+        if not (answer or extra or chunks):
+            return None
+        return ChatGenerationChunk(
+            message=AIMessageChunk(content=answer, additional_kwargs=extra, tool_call_chunks=chunks)
+        )

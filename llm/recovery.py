@@ -1,0 +1,182 @@
+"""Recovering tool calls that arrive as text in `content`.
+
+With the wrong `--tool-call-parser` (hermes for Qwen3-Coder), in some streaming
+paths and some vLLM versions, a model's tool calls reach the client as raw text
+with `finish_reason: stop` (vLLM issues 26561, 31871, 22975). This module finds
+them: Qwen3-Coder's XML form and the hermes JSON form, several per turn, and
+keeps the text around them as content.
+
+It is strict where the server's parser is lenient: a block that does not follow
+the grammar to the letter (unclosed, truncated, a parameter without its closing
+tag) is reported as malformed, with the reason, and never turned into a call.
+Values are typed by the tool's schema with vLLM's rules (`convert_value`), so a
+recovered call equals the one the right server parser would have produced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sevenfold.llm.qwen3_format import convert_value, schema_properties
+
+_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_BARE_FUNCTION = re.compile(r"<function=[^>\n]+>\n.*?\n</function>", re.DOTALL)
+_FUNCTION = re.compile(r"\A\s*<function=([^>\n]+)>\n(.*)\n</function>\s*\Z", re.DOTALL)
+_PARAMETER_OPEN = re.compile(r"(?:\A|\n)<parameter=([^>\n]+)>\n")
+_CLOSE = "\n</parameter>"
+MARKERS = ("<tool_call>", "<function=")
+
+
+@dataclass
+class RecoveredCall:
+    """A tool call read from text: name, typed arguments, and a fresh id."""
+
+    name: str
+    args: dict[str, Any]
+    id: str = field(default_factory=lambda: f"recovered-{uuid.uuid4().hex[:12]}")
+
+
+@dataclass
+class Malformed:
+    """Tool-call text that could not be read, and why."""
+
+    text: str
+    reason: str
+
+
+@dataclass
+class Recovery:
+    """What was found in a reply's text."""
+
+    content: str
+    calls: list[RecoveredCall] = field(default_factory=list)
+    malformed: list[Malformed] = field(default_factory=list)
+
+
+def has_tool_call_text(text: str) -> bool:
+    """Whether text holds anything that looks like the start of a tool call."""
+    return any(marker in text for marker in MARKERS)
+
+
+def _parse_xml(body: str, tools: Sequence[dict[str, Any]]) -> RecoveredCall | Malformed:
+    match = _FUNCTION.match(body)
+    if not match:
+        reason = (
+            "no <function=NAME> ... </function> inside"
+            if "<function=" not in body
+            else "<function=...> is not closed with </function>"
+        )
+        return Malformed(body, reason)
+    name, inner = match.group(1).strip(), match.group(2)
+    props = schema_properties(name, tools)
+    opens = list(_PARAMETER_OPEN.finditer(inner))
+    if (opens and inner[: opens[0].start()].strip()) or (not opens and inner.strip()):
+        return Malformed(body, f"text inside <function={name}> that is not a <parameter=...> block")
+    args: dict[str, Any] = {}
+    for index, opening in enumerate(opens):
+        end = opens[index + 1].start() if index + 1 < len(opens) else len(inner)
+        chunk = inner[opening.end() : end]
+        if not chunk.endswith(_CLOSE) and chunk != _CLOSE.lstrip("\n"):
+            return Malformed(body, f"parameter {opening.group(1)!r} is not closed with </parameter>")
+        raw = "" if chunk == _CLOSE.lstrip("\n") else chunk[: -len(_CLOSE)]
+        key = opening.group(1).strip()
+        if key in args:
+            return Malformed(body, f"parameter {key!r} is given twice")
+        args[key] = convert_value(raw, None if props is None else props.get(key))
+    return RecoveredCall(name, args)
+
+
+def _parse_json(body: str) -> RecoveredCall | Malformed:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        return Malformed(body, f"the JSON inside <tool_call> does not parse: {exc}")
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return Malformed(body, 'the JSON inside <tool_call> needs "name" and "arguments"')
+    arguments = data.get("arguments", data.get("parameters", {}))
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError as exc:
+            return Malformed(body, f'"arguments" is a string that is not JSON: {exc}')
+    if not isinstance(arguments, dict):
+        return Malformed(body, '"arguments" must be a JSON object')
+    return RecoveredCall(data["name"], arguments)
+
+
+def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovery:
+    """Find tool calls in text (Qwen3-Coder XML or hermes JSON); the rest stays content.
+
+    `tools` is the OpenAI-format tool list of the request, for typing values.
+    """
+    if not has_tool_call_text(text):
+        return Recovery(content=text)
+    spans: list[tuple[int, int, str]] = [(m.start(), m.end(), m.group(1)) for m in _BLOCK.finditer(text)]
+    covered = [(a, b) for a, b, _ in spans]
+    for bare in _BARE_FUNCTION.finditer(text):  # a function written without its <tool_call> wrapper
+        if not any(a <= bare.start() < b for a, b in covered):
+            spans.append((bare.start(), bare.end(), bare.group(0)))
+    spans.sort()
+    recovery = Recovery(content="")
+    cursor = 0
+    for start, end, body in spans:
+        recovery.content += text[cursor:start]
+        cursor = end
+        stripped = body.strip()
+        found = (
+            _parse_json(stripped)
+            if stripped.startswith("{")
+            else _parse_xml(body.strip("\n") if body.startswith("\n") else body, tools)
+        )
+        if isinstance(found, RecoveredCall):
+            recovery.calls.append(found)
+        else:
+            recovery.malformed.append(found)
+    rest = text[cursor:]
+    opened = min((i for i in (rest.find(m) for m in MARKERS) if i >= 0), default=-1)
+    if opened >= 0:  # a call that was cut off (finish_reason "length") or never closed
+        recovery.content += rest[:opened]
+        recovery.malformed.append(Malformed(rest[opened:], "the tool call is not closed (was the reply cut off?)"))
+    else:
+        recovery.content += rest
+    return recovery
+
+
+class ToolTextFilter:
+    """For streams: passes content through until tool-call text starts, then holds the rest back for recovery."""
+
+    def __init__(self) -> None:
+        self.held = ""
+        self._pending = ""
+
+    def feed(self, chunk: str) -> str:
+        """The part of this chunk that is plainly content."""
+        if self.held:
+            self.held += chunk
+            return ""
+        text = self._pending + chunk
+        self._pending = ""
+        starts = [i for i in (text.find(m) for m in MARKERS) if i >= 0]
+        if starts:
+            self.held = text[min(starts) :]
+            return text[: min(starts)]
+        keep = max((_partial_suffix(text, m) for m in MARKERS), default=0)
+        self._pending = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
+
+    def finish(self) -> str:
+        """Everything held back: tool-call text (or a partial marker) to recover at the end."""
+        rest, self.held, self._pending = self.held + self._pending, "", ""
+        return rest
+
+
+def _partial_suffix(text: str, marker: str) -> int:
+    for size in range(min(len(marker) - 1, len(text)), 0, -1):
+        if text.endswith(marker[:size]):
+            return size
+    return 0
