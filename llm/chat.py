@@ -32,6 +32,7 @@ from pydantic import PrivateAttr
 
 from sevenfold.llm.cleanup import CallStats, StreamCleaner, move_thinking, recover_in_message
 from sevenfold.llm.limiter import SlotLimiter
+from sevenfold.llm.thinking import thinking_capability
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,12 @@ class SevenfoldChatOpenAI(ChatOpenAI):
                 recover_in_message(generation.message, kwargs.get("tools"), self._stats)
             return result
 
+    def _may_think(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this request asked a model that can think to think (its template may open `<think>` itself)."""
+        body = {**(self.extra_body or {}), **(kwargs.get("extra_body") or {})}
+        template = body.get("chat_template_kwargs") or {}
+        return bool(template.get("enable_thinking")) and thinking_capability(self.model_name) != "none"
+
     def _create_chat_result(self, response: dict | openai.BaseModel, generation_info: dict | None = None) -> ChatResult:
         result = super()._create_chat_result(response, generation_info)
         raw = response if isinstance(response, dict) else response.model_dump()
@@ -207,7 +214,7 @@ class SevenfoldChatOpenAI(ChatOpenAI):
         attempt = 0
         while True:
             self._stats.requests += 1
-            cleaner = StreamCleaner(kwargs.get("tools"), self._stats)
+            cleaner = StreamCleaner(kwargs.get("tools"), self._stats, self._may_think(kwargs))
             yielded = False
             await self._acquire()
             try:
@@ -239,7 +246,7 @@ class SevenfoldChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         self._stats.requests += 1
-        cleaner = StreamCleaner(kwargs.get("tools"), self._stats)
+        cleaner = StreamCleaner(kwargs.get("tools"), self._stats, self._may_think(kwargs))
         if self._limiter is not None:
             self._limiter.acquire_blocking()
         try:

@@ -76,10 +76,10 @@ def move_thinking(message: BaseMessage, server_reasoning: str | None = None) -> 
 class StreamCleaner:
     """Per stream: thinking out of content, and tool-call text held back and recovered at the end."""
 
-    def __init__(self, tools: list[dict[str, Any]] | None, stats: CallStats) -> None:
+    def __init__(self, tools: list[dict[str, Any]] | None, stats: CallStats, thinking: bool = False) -> None:
         self.tools = tools or []
         self.stats = stats
-        self.thinking = ThinkingFilter()
+        self.thinking = ThinkingFilter(opened_in_prompt_possible=thinking)
         self.tool_text = ToolTextFilter() if tools else None
         self.server_parsed = False
 
@@ -89,6 +89,8 @@ class StreamCleaner:
             return generation
         if message.tool_call_chunks:
             self.server_parsed = True
+        if message.additional_kwargs.get("reasoning_content"):
+            self.thinking.server_parses()
         if isinstance(message.content, str) and message.content:
             answer, thought = self.thinking.feed(message.content)
             message.content = self.tool_text.feed(answer) if self.tool_text else answer

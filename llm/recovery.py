@@ -26,7 +26,7 @@ from sevenfold.llm.qwen3_format import convert_value, schema_properties
 
 _BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _BARE_FUNCTION = re.compile(r"<function=[^>\n]+>\n.*?\n</function>", re.DOTALL)
-_FUNCTION = re.compile(r"\A\s*<function=([^>\n]+)>\n(.*)\n</function>\s*\Z", re.DOTALL)
+_FUNCTION = re.compile(r"\A\s*<function=([^>\n]+)>\n(?:(.*)\n)?</function>\s*\Z", re.DOTALL)
 _PARAMETER_OPEN = re.compile(r"(?:\A|\n)<parameter=([^>\n]+)>\n")
 _CLOSE = "\n</parameter>"
 MARKERS = ("<tool_call>", "<function=")
@@ -72,7 +72,7 @@ def _parse_xml(body: str, tools: Sequence[dict[str, Any]]) -> RecoveredCall | Ma
             else "<function=...> is not closed with </function>"
         )
         return Malformed(body, reason)
-    name, inner = match.group(1).strip(), match.group(2)
+    name, inner = match.group(1).strip(), match.group(2) or ""
     props = schema_properties(name, tools)
     opens = list(_PARAMETER_OPEN.finditer(inner))
     if (opens and inner[: opens[0].start()].strip()) or (not opens and inner.strip()):
@@ -125,7 +125,11 @@ def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovery:
     recovery = Recovery(content="")
     cursor = 0
     for start, end, body in spans:
-        recovery.content += text[cursor:start]
+        before = text[cursor:start]
+        if body.startswith("<function=") and start > 0:
+            # A complete function whose <tool_call> was opened but never closed (cut off just before the end tag).
+            before = re.sub(r"<tool_call>\s*\Z", "", before)
+        recovery.content += before
         cursor = end
         stripped = body.strip()
         found = (

@@ -48,17 +48,38 @@ def split_thinking(text: str) -> tuple[str, str]:
 
 
 class ThinkingFilter:
-    """Separates thinking from answer in a stream whose tags may be split across chunks."""
+    """Separates thinking from answer in a stream whose tags may be split across chunks.
 
-    def __init__(self) -> None:
+    With `opened_in_prompt_possible` (thinking was asked for), the stream may
+    begin inside a `<think>` the chat template opened, so text is held back
+    until a tag decides it: `</think>` first means everything before it was
+    thinking, `<think>` first means normal tags. If the stream ends undecided,
+    or the server parses thinking itself (`server_parses()`), the held text is
+    answer.
+    """
+
+    def __init__(self, opened_in_prompt_possible: bool = False) -> None:
         self._inside = False
         self._pending = ""
         self._after_close = False
+        self._undecided = opened_in_prompt_possible
+
+    def server_parses(self) -> None:
+        """The server sends thinking separately (`reasoning_content`): content holds no prompt-opened block."""
+        self._undecided = False
 
     def feed(self, chunk: str) -> tuple[str, str]:
         """Return the (answer, thinking) text this chunk completes; holds back a partial tag."""
         text = self._pending + chunk
         self._pending = ""
+        if self._undecided:
+            close, open_ = text.find(_CLOSE), text.find(_OPEN)
+            if close < 0 and open_ < 0:
+                self._pending = text
+                return "", ""
+            self._undecided = False
+            if close >= 0 and (open_ < 0 or close < open_):
+                self._inside = True  # the template opened <think>: what came so far is thinking
         answer: list[str] = []
         thinking: list[str] = []
         while text:
@@ -84,6 +105,7 @@ class ThinkingFilter:
     def flush(self) -> tuple[str, str]:
         """Whatever is held back at the end of the stream."""
         rest, self._pending = self._pending, ""
+        self._undecided = False
         return ("", rest) if self._inside else (rest, "")
 
 

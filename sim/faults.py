@@ -10,17 +10,19 @@
 - `malformed:RATE`         the model writes broken tool-call XML
 - `length:RATE`            cut the output short, finish_reason "length"
 
-Draws are a function of the seed, the request body and how many times that
-same body has been seen, so a run is repeatable whatever the timing, and a
-retry of a failed request gets a fresh draw.
+Draws are a function of the seed, the request's content (without the tool-call
+ids the server invented) and how many times that content has been seen, so a
+run is repeatable whatever the timing, and a retry gets a fresh draw.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from sevenfold.errors import SettingsError
 
@@ -78,6 +80,19 @@ class FaultDraw:
         return out
 
 
+def _canonical(body: dict[str, Any]) -> str:
+    """The request as text, without the tool-call ids the server made up (they differ from run to run)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k not in ("id", "tool_call_id")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(body), sort_keys=True, ensure_ascii=False)
+
+
 class FaultInjector:
     """Decides, repeatably, which faults each request gets."""
 
@@ -86,11 +101,11 @@ class FaultInjector:
         self.seed = seed
         self._seen: Counter[str] = Counter()
 
-    def draw(self, body: bytes) -> FaultDraw:
-        """The faults for this request body (its n-th occurrence)."""
+    def draw(self, body: dict[str, Any]) -> FaultDraw:
+        """The faults for this request (the n-th occurrence of its content)."""
         if not self.specs:
             return FaultDraw()
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        digest = hashlib.blake2b(_canonical(body).encode(), digest_size=16).hexdigest()
         occurrence = self._seen[digest]
         self._seen[digest] += 1
         rng = random.Random(f"{self.seed}:{digest}:{occurrence}")

@@ -125,7 +125,7 @@ class Simulator:
         }
         kwargs = body.get("chat_template_kwargs") or {}
         enable_thinking = kwargs.get("enable_thinking") if isinstance(kwargs, dict) else None
-        fault = self.faults.draw(raw)
+        fault = self.faults.draw(body)
         record: dict[str, Any] = {
             "id": request_id,
             "time": time.time(),

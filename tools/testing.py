@@ -46,9 +46,11 @@ class TestResult(BaseModel):
         """Every test that ran passed, and some ran."""
         return self.exit_code == 0 and self.failed == 0 and self.errors == 0 and self.passed > 0
 
-    def summary(self) -> str:
-        """One line: the counts and, if it did not finish, why."""
-        text = f"{self.passed} passed, {self.failed} failed, {self.errors} errors, {self.skipped} skipped in {self.duration_s:.1f} s"
+    def summary(self, timing: bool = True) -> str:
+        """One line: the counts, the time taken (unless `timing` is off) and, if it did not finish, why."""
+        text = f"{self.passed} passed, {self.failed} failed, {self.errors} errors, {self.skipped} skipped"
+        if timing:
+            text += f" in {self.duration_s:.1f} s"
         if self.timed_out:
             text += " (timed out)"
         if self.note:
@@ -56,8 +58,12 @@ class TestResult(BaseModel):
         return text
 
     def for_model(self) -> str:
-        """The result as the model reads it: summary, then each failure."""
-        parts = [self.summary()]
+        """The result as the model reads it: summary, then each failure.
+
+        Without the time taken: what the model reads should depend on the code, not on how busy the machine was
+        (it also keeps prompts, and so simulated runs, repeatable).
+        """
+        parts = [self.summary(timing=False)]
         for failure in self.failures[:15]:
             parts.append(f"--- {failure.kind}: {failure.name}\n{failure.message}")
         if not self.failures and not self.ok:

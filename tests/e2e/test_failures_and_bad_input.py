@@ -19,38 +19,55 @@ from sevenfold.sim.runner import BackgroundSimulator
 TASK = "Implement every stub module of the package so that the whole test suite passes."
 
 
-class GarbageForOne:
-    """The demo policy, except that one worker's model answers nonsense every turn."""
+class BadWorker:
+    """The demo policy, except that one worker's model is useless every turn.
 
-    def __init__(self, subtask: str) -> None:
+    `nonsense` calls a tool that does not exist (every call is refused); `aimless` makes valid calls that get
+    nowhere, until its turn budget runs out.
+    """
+
+    def __init__(self, subtask: str, kind: str) -> None:
         self.inner = DemoPolicy()
         self.subtask = subtask
+        self.kind = kind
 
     def reply(self, request: ChatRequest) -> Reply:
         first_user = next((request.text(m) for m in request.messages if m.get("role") == "user"), "")
         if request.role == "worker" and f"## Your subtask: {self.subtask}\n" in first_user:
-            return Reply(content="%%%% ### ?? lorem", tool_calls=(ToolCallSpec("frobnicate", {"x": "y"}),))
+            if self.kind == "nonsense":
+                return Reply(content="%%%% ### ?? lorem", tool_calls=(ToolCallSpec("frobnicate", {"x": "y"}),))
+            return Reply(content="Looking around.", tool_calls=(ToolCallSpec("list_files", {"pattern": "*.py"}),))
         return self.inner.reply(request)
 
 
+@pytest.mark.parametrize(
+    ("kind", "status", "error"),
+    [
+        ("nonsense", "failed", "gave up after 4 turns of tool calls that could not be used"),
+        ("aimless", "budget_exhausted", "budget spent: 4 turns"),
+    ],
+)
 async def test_one_failing_worker_does_not_stop_the_others(
     start_sim: Callable[..., BackgroundSimulator],
     settings_for: Callable[..., Settings],
     example_repo: Callable[[str], Path],
     tmp_path: Path,
+    kind: str,
+    status: str,
+    error: str,
 ) -> None:
-    sim = start_sim(policy=GarbageForOne("impl-roman"))
+    sim = start_sim(policy=BadWorker("impl-roman", kind))
     settings = settings_for(sim, max_rounds=1, worker_max_steps=4, run_root=tmp_path / "runs")
     result = await start_run(settings, TASK, example_repo("one-fails"))
     assert result.status == "failed" and result.report_path
     report = json.loads(Path(result.report_path).with_suffix(".json").read_text())
     by_subtask = {w["subtask_id"]: w for w in report["workers"]}
-    assert by_subtask["impl-roman"]["status"] == "budget_exhausted"
-    assert "budget spent: 4 turns" in by_subtask["impl-roman"]["errors"][0]
+    assert by_subtask["impl-roman"]["status"] == status
+    assert error in by_subtask["impl-roman"]["errors"][-1]
     assert all(w["status"] == "done" for name, w in by_subtask.items() if name != "impl-roman")
     assert report["review"]["merged"] == [name for name in by_subtask if name != "impl-roman"]
     assert "impl-roman" in report["rounds"][0]["failed_subtasks"]
-    assert "budget_exhausted" in Path(result.report_path).read_text()
+    assert status in Path(result.report_path).read_text()
 
 
 def _closed_port() -> int:

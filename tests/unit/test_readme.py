@@ -12,7 +12,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_readme_mermaid_is_generated_from_the_real_graph() -> None:
     text = README.read_text(encoding="utf-8")
     block = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
-    assert block.strip() == graph.get_graph(xray=1).draw_mermaid().strip(), "regenerate the README's Mermaid block"
+    assert block.strip() == graph.get_graph(xray=1).draw_mermaid().strip(), (
+        "run scripts/readme_graph.py to regenerate the README's Mermaid block"
+    )
 
 
 def test_the_graph_has_the_named_nodes_and_the_worker_loop_as_a_subgraph() -> None:

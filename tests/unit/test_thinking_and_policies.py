@@ -32,6 +32,32 @@ def test_stream_filter_handles_tags_split_across_chunks() -> None:
     assert "".join(t for _, t in parts) == "\nstep one step two"
 
 
+@pytest.mark.parametrize(
+    ("chunks", "answer", "thinking"),
+    [
+        (["Let me ", "see.</th", "ink>\n\nThe ", "answer."], "The answer.", "Let me see."),
+        (["<think>plan", "</think>\nDone."], "Done.", "plan"),
+        (["No tags ", "at all."], "No tags at all.", ""),
+        (["An answer that mentions <think> tags"], "An answer that mentions ", " tags"),
+    ],
+)
+def test_stream_filter_handles_a_think_tag_opened_by_the_template(
+    chunks: list[str], answer: str, thinking: str
+) -> None:
+    filt = ThinkingFilter(opened_in_prompt_possible=True)
+    parts = [filt.feed(c) for c in chunks] + [filt.flush()]
+    assert "".join(a for a, _ in parts) == answer
+    assert "".join(t for _, t in parts) == thinking
+    assert split_thinking("".join(chunks)) == (answer, thinking.strip())  # the same as a whole reply
+
+
+def test_stream_filter_lets_go_when_the_server_parses_thinking() -> None:
+    filt = ThinkingFilter(opened_in_prompt_possible=True)
+    assert filt.feed("Held ") == ("", "")
+    filt.server_parses()
+    assert filt.feed("then streamed.") == ("Held then streamed.", "")
+
+
 def test_which_models_can_think() -> None:
     assert thinking_capability("Qwen/Qwen3-Coder-30B-A3B-Instruct") == "none"
     assert thinking_capability("Qwen/Qwen3-30B-A3B-Instruct-2507") == "none"
