@@ -122,12 +122,15 @@ async def _drive(
 ) -> RunResult:
     config = run_config(settings, run_id)
     async with open_graph(settings, run_id) as graph:
-        async for mode, chunk in graph.astream(inputs, config, stream_mode=["custom", "updates"], durability="sync"):
+        # subgraphs=True: the workers are a subgraph, and their progress events only reach the caller this way.
+        async for namespace, mode, chunk in graph.astream(
+            inputs, config, stream_mode=["custom", "updates"], durability="sync", subgraphs=True
+        ):
             if on_event is None:
                 continue
             if mode == "custom" and isinstance(chunk, dict):
                 on_event(chunk)
-            elif mode == "updates" and isinstance(chunk, dict):
+            elif mode == "updates" and isinstance(chunk, dict) and not namespace:
                 for node in chunk:
                     on_event({"event": "step", "node": node, "time": time.time()})
         state = await graph.aget_state(config)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,8 @@ async def test_one_failing_worker_does_not_stop_the_others(
 ) -> None:
     sim = start_sim(policy=BadWorker("impl-roman", kind))
     settings = settings_for(sim, max_rounds=1, worker_max_steps=4, run_root=tmp_path / "runs")
-    result = await start_run(settings, TASK, example_repo("one-fails"))
+    events: list[dict[str, Any]] = []
+    result = await start_run(settings, TASK, example_repo("one-fails"), on_event=events.append)
     assert result.status == "failed" and result.report_path
     report = json.loads(Path(result.report_path).with_suffix(".json").read_text())
     by_subtask = {w["subtask_id"]: w for w in report["workers"]}
@@ -68,6 +70,11 @@ async def test_one_failing_worker_does_not_stop_the_others(
     assert report["review"]["merged"] == [name for name in by_subtask if name != "impl-roman"]
     assert "impl-roman" in report["rounds"][0]["failed_subtasks"]
     assert status in Path(result.report_path).read_text()
+    # Progress reaches the caller from inside the worker subgraph: who started, what tools ran, how each ended.
+    assert {e["subtask"] for e in events if e["event"] == "worker_started"} == set(by_subtask)
+    finished = {e["subtask"]: e["status"] for e in events if e["event"] == "worker_finished"}
+    assert finished == {name: w["status"] for name, w in by_subtask.items()}
+    assert {e["tool"] for e in events if e["event"] == "tool"} >= {"view_file", "create_file", "run_tests"}
 
 
 def _closed_port() -> int:
