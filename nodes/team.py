@@ -7,16 +7,33 @@ rebuilt from settings and the state after a crash.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+
 from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.factory import chat_model
 from sevenfold.settings import Settings
 from sevenfold.state.team import TeamState
+from sevenfold.tools.toolset import build_tools
 from sevenfold.tools.workspace import Workspace
+
+_TOOLSETS_KEPT = 256
+
+
+@dataclass(frozen=True)
+class WorkerToolset:
+    """A worker's tools (by name) and the worker model bound to them."""
+
+    tools: dict[str, BaseTool]
+    model: Runnable[LanguageModelInput, AIMessage]
 
 
 @dataclass
@@ -26,12 +43,28 @@ class Team:
     settings: Settings
     _models: dict[str, SevenfoldChatOpenAI] = field(default_factory=dict)
     _workspaces: dict[tuple[str, str], Workspace] = field(default_factory=dict)
+    _toolsets: OrderedDict[str, WorkerToolset] = field(default_factory=OrderedDict)
 
     def model(self, role: str) -> SevenfoldChatOpenAI:
         """The chat model of a role, built on first use."""
         if role not in self._models:
             self._models[role] = chat_model(self.settings, role)
         return self._models[role]
+
+    def toolset(self, worktree: str) -> WorkerToolset:
+        """The tools confined to a worktree and the worker model bound to them.
+
+        Built once per worktree, not every turn: turning ten tools into JSON schemas costs milliseconds a turn.
+        """
+        toolset = self._toolsets.get(worktree)
+        if toolset is None:
+            tools = {t.name: t for t in build_tools(Path(worktree), self.settings.tools)}
+            toolset = WorkerToolset(tools, self.model("worker").bind_tools(list(tools.values())))
+            self._toolsets[worktree] = toolset
+            if len(self._toolsets) > _TOOLSETS_KEPT:
+                self._toolsets.popitem(last=False)
+        self._toolsets.move_to_end(worktree)
+        return toolset
 
     def run_dir(self, run_id: str) -> Path:
         """The directory holding a run's checkpoints, report and worktrees."""

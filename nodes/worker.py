@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.tools import BaseTool
 
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
@@ -28,7 +27,6 @@ from sevenfold.nodes.team import Team
 from sevenfold.nodes.tool_calls import MAX_REJECTED_TURNS, check_call, count_repairs
 from sevenfold.state.models import WorkerReport, to_state
 from sevenfold.state.team import WorkerState
-from sevenfold.tools.toolset import build_tools
 
 HEARTBEAT_S = 10.0
 """Seconds between heartbeat events while tools run (a proxy in front must never see 15 s of silence)."""
@@ -52,10 +50,6 @@ def worker_key(subtask_id: str, round_number: int, attempt: int) -> str:
 
 def _key(state: WorkerState) -> str:
     return worker_key(state["subtask"]["id"], state["round"], state["attempt"])
-
-
-def _tools(team: Team, state: WorkerState) -> dict[str, BaseTool]:
-    return {t.name: t for t in build_tools(Path(state["worktree"]), team.settings.tools)}
 
 
 def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, WorkerNode]:
@@ -104,7 +98,7 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
                 else f"{spent} tokens"
             )
             return {"status": "budget_exhausted", "errors": [*state.get("errors", []), f"budget spent: {reason}"]}
-        model = team.model("worker").bind_tools(list(_tools(team, state).values()))
+        model = team.toolset(state["worktree"]).model
         try:
             reply = await model.ainvoke(state["messages"], extra_headers={"X-Sevenfold-Subtask": _key(state)})
         except Exception as exc:  # the client already retried; the server is not answering usefully
@@ -123,7 +117,7 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
     async def act(state: WorkerState) -> dict[str, Any]:
         reply = state["messages"][-1]
         assert isinstance(reply, AIMessage)
-        tools = _tools(team, state)
+        tools = team.toolset(state["worktree"]).tools
         key = _key(state)
 
         async def call(tool_call: dict[str, Any]) -> ToolMessage:

@@ -51,6 +51,11 @@ class Output:
             segments += [segment] * len(pieces)
         return cls(tokens, segments)
 
+    def padded(self, total: int) -> Output:
+        """This output continued with filler content up to `total` tokens (generation past end-of-turn)."""
+        extra = max(0, total - len(self.tokens))
+        return Output([*self.tokens, *([" more"] * extra)], [*self.segments, *([CONTENT] * extra)])
+
 
 def corrupt_tool_xml(xml: str, variant: float) -> str:
     """Break tool-call XML the ways models do, chosen by `variant` in [0, 1)."""

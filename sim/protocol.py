@@ -44,6 +44,11 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
         value = body.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise BadRequest(f"{key} must be a positive integer")
+    min_tokens = body.get("min_tokens", 0)
+    if not isinstance(min_tokens, int) or isinstance(min_tokens, bool) or min_tokens < 0:
+        raise BadRequest("min_tokens must be a non-negative integer")
+    if not isinstance(body.get("ignore_eos", False), bool):
+        raise BadRequest("ignore_eos must be a boolean")
     if body.get("n", 1) != 1:
         raise BadRequest("n: only n=1 is supported")
     return body

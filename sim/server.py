@@ -169,6 +169,11 @@ class Simulator:
             return error_response(400, message, "BadRequestError")
         finish = "stop"
         produced = len(output.tokens) + 1  # the end-of-turn token
+        forced = limit if body.get("ignore_eos") else min(body.get("min_tokens") or 0, limit)
+        if forced > produced:  # vLLM's sampling extras, as `vllm bench serve` uses them: generate past the end
+            output = output.padded(forced)
+            produced = forced
+            finish = "length" if body.get("ignore_eos") else "stop"
         if fault.truncate and output.tokens:
             produced = max(1, int(len(output.tokens) * (0.2 + 0.6 * fault.variant)))
             finish = "length"

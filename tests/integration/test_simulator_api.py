@@ -195,3 +195,22 @@ async def test_request_log_records_role_hints_and_thinking(
     assert len(records) == 1
     assert records[0]["hints"] == {"role": "planner"} and records[0]["enable_thinking"] is True
     assert records[0]["prompt_tokens"] > 0 and records[0]["completion_tokens"] > 0 and records[0]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    ("extras", "tokens", "finish"),
+    [({"ignore_eos": True}, 64, "length"), ({"min_tokens": 40}, 40, "stop"), ({}, None, "stop")],
+)
+async def test_ignore_eos_and_min_tokens_force_the_output_length(
+    sim: BackgroundSimulator, extras: dict[str, Any], tokens: int | None, finish: str
+) -> None:
+    body = {"model": sim.model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64, **extras}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(sim.base_url + "/chat/completions", json=body) as response,
+    ):
+        payload = await response.json()
+    assert response.status == 200, payload
+    produced = payload["usage"]["completion_tokens"]
+    assert payload["choices"][0]["finish_reason"] == finish
+    assert produced == tokens if tokens is not None else produced < 40
