@@ -1,9 +1,10 @@
 """The coding graph: the whole flow on one screen.
 
-START -> start -> planner -> (Send x N) worker -> reviewer -> verifier -> report -> END
-                    ^                    ^            |            |
-                    |                    +-- next wave / conflict  |
-                    +------------- tests fail, rounds left --------+
+START -> start -> planner -> approval -> (Send x N) worker -> reviewer -> verifier -> report -> END
+                    ^                  |                 ^            |            |   ^
+                    |                  +-- rejected -----|------------|------------|---+
+                    |                                    +-- next wave / conflict  |
+                    +------------------ tests fail, rounds left -------------------+
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from sevenfold.context import RunContext
 from sevenfold.graphs.worker import build_worker
+from sevenfold.nodes.approval import make_approval, route_approval
 from sevenfold.nodes.dispatch import next_workers
 from sevenfold.nodes.planner import make_planner
 from sevenfold.nodes.report import make_report
@@ -30,23 +33,33 @@ def _after_review(state: TeamState) -> list | str:
     return next_workers(state) or "verifier"
 
 
-def build_graph(settings: Settings, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+def _after_approval(state: TeamState) -> list | str:
+    return "report" if route_approval(state) else next_workers(state)
+
+
+CodingGraph = CompiledStateGraph[TeamState, RunContext, TeamInput, TeamOutput]
+
+
+def build_graph(settings: Settings, checkpointer: BaseCheckpointSaver | None = None) -> CodingGraph:
     """The compiled coding graph for these settings; usable alone, as a subgraph, or as a Runnable.
 
     Run it with `max_concurrency` (active workers) as a top-level config key;
-    `sevenfold.run` does this for you.
+    `sevenfold.runs` does this for you. Pass `context=RunContext(...)` to change
+    a run's endpoint, slots, rounds, models or plan approval.
     """
     team = Team(settings)
-    graph = StateGraph(TeamState, input_schema=TeamInput, output_schema=TeamOutput)
+    graph = StateGraph(TeamState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
     graph.add_node("start", make_start(team))
     graph.add_node("planner", make_planner(team))
+    graph.add_node("approval", make_approval(team))
     graph.add_node("worker", build_worker(team))
     graph.add_node("reviewer", make_reviewer(team))
     graph.add_node("verifier", make_verifier(team))
     graph.add_node("report", make_report(team))
     graph.add_edge(START, "start")
     graph.add_edge("start", "planner")
-    graph.add_conditional_edges("planner", next_workers, ["worker"])
+    graph.add_edge("planner", "approval")
+    graph.add_conditional_edges("approval", _after_approval, ["worker", "report"])
     graph.add_edge("worker", "reviewer")
     graph.add_conditional_edges("reviewer", _after_review, ["worker", "verifier"])
     graph.add_conditional_edges(

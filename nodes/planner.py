@@ -57,10 +57,11 @@ def _plan_from(message: AIMessage) -> tuple[Plan | None, str, str | None]:
     return plan, "", call["id"]
 
 
-def make_planner(team: Team) -> TeamNode:
+def make_planner(base: Team) -> TeamNode:
     """Build the planner node for a team."""
 
     async def planner(state: TeamState) -> dict[str, Any]:
+        team = base.current()
         settings = team.settings
         round_number = state.get("round", 0) + 1
         model_name = settings.model_for("planner")

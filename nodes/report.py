@@ -11,10 +11,11 @@ from sevenfold.state.models import Review, RoundSummary, WorkerReport, from_stat
 from sevenfold.state.team import TeamState
 
 
-def make_report(team: Team) -> TeamNode:
+def make_report(base: Team) -> TeamNode:
     """Build the report node for a team."""
 
     async def report(state: TeamState) -> dict[str, Any]:
+        team = base.current()
         run_id = state["run_id"]
         workspace = team.workspace(state["repo"], run_id)
         review_data = state.get("review")
@@ -23,7 +24,7 @@ def make_report(team: Team) -> TeamNode:
         result_branch = f"sevenfold/{run_id}/result"
         await workspace.create_result_branch(result_branch, commit)
         tests = state.get("tests") or {}
-        status = "passed" if tests.get("ok") else "failed"
+        status = "rejected" if state.get("status") == "rejected" else "passed" if tests.get("ok") else "failed"
         reports = [from_state(WorkerReport, r) for r in state.get("reports", [])]
         rounds = [from_state(RoundSummary, r) for r in state.get("rounds", [])]
         data = {

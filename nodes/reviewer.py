@@ -17,10 +17,11 @@ INTEGRATION = "integration"
 MAX_DIFF_CHARS = 12_000
 
 
-def make_reviewer(team: Team) -> TeamNode:
+def make_reviewer(base: Team) -> TeamNode:
     """Build the reviewer node for a team."""
 
     async def reviewer(state: TeamState) -> dict[str, Any]:
+        team = base.current()
         round_number = state["round"]
         workspace = team.workspace(state["repo"], state["run_id"])
         # Each round integrates on its own branch, starting from the previous round's result.

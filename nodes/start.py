@@ -7,24 +7,35 @@ from typing import Any
 from sevenfold.errors import SevenfoldError
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.team import Team, TeamNode
+from sevenfold.state.ids import new_run_id
 from sevenfold.state.team import TeamState
 
 
-def make_start(team: Team) -> TeamNode:
+def make_start(base: Team) -> TeamNode:
     """Build the start node: validates input and records the base commit (once; a resumed run keeps it)."""
 
     async def start(state: TeamState) -> dict[str, Any]:
+        team = base.current()
         if state.get("base_commit"):
             return {}
         if not state.get("task", "").strip():
             raise SevenfoldError("the task is empty: say what the team should do")
-        workspace = team.workspace(state["repo"], state["run_id"])
+        run_id = state.get("run_id") or new_run_id()  # Studio and embedding callers may leave it out
+        workspace = team.workspace(state["repo"], run_id)
         if workspace.dirty_paths:
             emit(
                 "dirty_checkout",
                 paths=workspace.dirty_paths[:50],
                 note="uncommitted changes are not part of the run; it starts from HEAD",
             )
-        return {"base_commit": workspace.base_commit, "round": 0, "reports": [], "rounds": [], "status": "planning"}
+        return {
+            "run_id": run_id,
+            "base_commit": workspace.base_commit,
+            "max_rounds": team.settings.max_rounds,
+            "round": 0,
+            "reports": [],
+            "rounds": [],
+            "status": "planning",
+        }
 
     return start

@@ -6,6 +6,7 @@ rebuilt from settings and the state after a crash.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -17,7 +18,9 @@ from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from langgraph.runtime import get_runtime
 
+from sevenfold.context import apply_context, context_overrides
 from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.factory import chat_model
 from sevenfold.settings import Settings
@@ -44,6 +47,20 @@ class Team:
     _models: dict[str, SevenfoldChatOpenAI] = field(default_factory=dict)
     _workspaces: dict[tuple[str, str], Workspace] = field(default_factory=dict)
     _toolsets: OrderedDict[str, WorkerToolset] = field(default_factory=OrderedDict)
+    _variants: dict[str, Team] = field(default_factory=dict)
+
+    def current(self) -> Team:
+        """The team for the running graph's context: this one, or one with the run's overrides applied."""
+        try:
+            overrides = context_overrides(get_runtime().context)
+        except (RuntimeError, KeyError, AttributeError):  # called outside a graph run
+            return self
+        if not overrides:
+            return self
+        key = json.dumps(overrides, sort_keys=True, default=str)
+        if key not in self._variants:
+            self._variants[key] = Team(apply_context(self.settings, overrides))
+        return self._variants[key]
 
     def model(self, role: str) -> SevenfoldChatOpenAI:
         """The chat model of a role, built on first use."""

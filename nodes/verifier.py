@@ -16,10 +16,11 @@ from sevenfold.state.team import TeamState
 from sevenfold.tools.testing import run_tests
 
 
-def make_verifier(team: Team) -> TeamNode:
+def make_verifier(base: Team) -> TeamNode:
     """Build the verifier node for a team."""
 
     async def verifier(state: TeamState) -> dict[str, Any]:
+        team = base.current()
         review = from_state(Review, state["review"] or {})
         workspace = team.workspace(state["repo"], state["run_id"])
         integration = await workspace.ensure_worktree(
@@ -60,8 +61,11 @@ def _occupancy(team: Team, state: TeamState) -> float | None:
 
 
 def route_verdict(state: TeamState, max_rounds: int) -> Literal["planner", "report"]:
-    """Passing tests, or no rounds left: report. Otherwise plan another round."""
+    """Passing tests, or no rounds left: report. Otherwise plan another round.
+
+    The run's own limit (recorded by the start node, so a run context can change it) wins over `max_rounds`.
+    """
     tests = state.get("tests") or {}
-    if tests.get("ok") or state.get("round", 0) >= max_rounds:
+    if tests.get("ok") or state.get("round", 0) >= state.get("max_rounds", max_rounds):
         return "report"
     return "planner"

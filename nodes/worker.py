@@ -52,10 +52,11 @@ def _key(state: WorkerState) -> str:
     return worker_key(state["subtask"]["id"], state["round"], state["attempt"])
 
 
-def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, WorkerNode]:
+def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, WorkerNode]:
     """Build the worker's nodes: setup, agent, act, finish."""
 
     async def setup(state: WorkerState) -> dict[str, Any]:
+        team = base.current()
         key = _key(state)
         try:
             workspace = team.workspace(state["repo"], state["run_id"])
@@ -89,6 +90,7 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         }
 
     async def agent(state: WorkerState) -> dict[str, Any]:
+        team = base.current()
         settings = team.settings
         spent = state.get("prompt_tokens", 0) + state.get("completion_tokens", 0)
         if state.get("steps", 0) >= settings.worker_max_steps or spent >= settings.worker_max_tokens:
@@ -115,6 +117,7 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         }
 
     async def act(state: WorkerState) -> dict[str, Any]:
+        team = base.current()
         reply = state["messages"][-1]
         assert isinstance(reply, AIMessage)
         tools = team.toolset(state["worktree"]).tools
@@ -164,6 +167,7 @@ def make_worker_nodes(team: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         }
 
     async def finish(state: WorkerState) -> dict[str, Any]:
+        team = base.current()
         key = _key(state)
         status = state.get("status") or "done"
         errors = list(state.get("errors", []))

@@ -120,8 +120,29 @@ def _finish(result: RunResult) -> None:
         print(f"report: {result.report_path}")
     if result.status == "incomplete":
         print(f"resume with: sevenfold resume {result.run_id}")
+    if result.status == "awaiting_approval" and result.waiting_for is not None:
+        _show_plan(result.run_id, result.run_dir, result.waiting_for)
+        raise typer.Exit(3)
     if result.status != "passed":
         raise typer.Exit(1)
+
+
+def _show_plan(run_id: str, run_dir: Path, waiting: dict[str, Any]) -> None:
+    import json
+
+    plan = waiting.get("plan") or {}
+    print(f"round {waiting.get('round')} plan, waiting for approval: {plan.get('summary', '')}")
+    for subtask in plan.get("subtasks", []):
+        after = f" (after {', '.join(subtask['depends_on'])})" if subtask.get("depends_on") else ""
+        print(f"  - {subtask['id']}{after}: {subtask['goal']}")
+    if waiting.get("problem"):
+        print(f"not run: {waiting['problem']}")
+    path = run_dir / f"plan-round-{waiting.get('round')}.json"
+    path.write_text(json.dumps({"plan": plan}, indent=2), encoding="utf-8")
+    print("to go on:")
+    print(f"  sevenfold resume {run_id} --approve")
+    print(f"  sevenfold resume {run_id} --plan {path}   (after editing it)")
+    print(f"  sevenfold resume {run_id} --reject")
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (also SEVENFOLD_CONFIG).")]
@@ -138,27 +159,57 @@ def run(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://gpu-box:8000/v1.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name on that server.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Name the run (default: date, time and a random suffix).")] = None,
+    approve_plan: Annotated[
+        bool, typer.Option("--approve-plan", help="Pause after each plan until you approve it (sevenfold resume).")
+    ] = False,
     config: ConfigOption = None,
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
 ) -> None:
     """Run the team on TASK in a repository until the tests pass or the rounds run out."""
     from sevenfold.runs import start_run
 
-    settings = _settings(config, base_url=base_url, model=model, slots=slots, max_rounds=max_rounds)
+    settings = _settings(
+        config,
+        base_url=base_url,
+        model=model,
+        slots=slots,
+        max_rounds=max_rounds,
+        approve_plan=True if approve_plan else None,
+    )
     _finish(_with_progress(settings, quiet, lambda on_event: start_run(settings, task, repo, run_id, on_event)))
 
 
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue (see `sevenfold status`).")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the plan the run is waiting on.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject it: no workers run, the run ends.")] = False,
+    plan: Annotated[
+        Path | None, typer.Option("--plan", help='Run this plan instead (JSON: {"plan": {...}} or the plan itself).')
+    ] = None,
     config: ConfigOption = None,
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
 ) -> None:
-    """Continue a run after a crash or Ctrl-C; finished work is not redone."""
+    """Continue a run after a crash or Ctrl-C (finished work is not redone), or answer its plan approval."""
     from sevenfold.runs import resume_run, run_settings
 
+    answer = _approval_answer(approve, reject, plan)
     settings = run_settings(_settings(config), run_id)
-    _finish(_with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event)))
+    _finish(_with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event, answer)))
+
+
+def _approval_answer(approve: bool, reject: bool, plan: Path | None) -> Any:
+    import json
+
+    if approve + reject + (plan is not None) > 1:
+        raise SevenfoldError("give one of --approve, --reject and --plan")
+    if plan is None:
+        return True if approve else False if reject else None
+    try:
+        data = json.loads(plan.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SevenfoldError(f"--plan {plan}: not a readable JSON file ({exc})") from None
+    return data if isinstance(data, dict) and "plan" in data else {"plan": data}
 
 
 @app.command()

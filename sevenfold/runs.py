@@ -9,7 +9,6 @@ thread id.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,13 +18,14 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Durability
+from langgraph.types import Command, Durability
 
 from sevenfold.errors import SettingsError, SevenfoldError, WorkspaceError
-from sevenfold.graphs.coding import build_graph
+from sevenfold.graphs.coding import CodingGraph, build_graph
 from sevenfold.llm.factory import check_endpoint
 from sevenfold.settings import ROLES, Settings
+from sevenfold.state.ids import new_run_id
+from sevenfold.state.team import TeamInput
 from sevenfold.tools.workspace import Workspace
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -39,15 +39,12 @@ class RunResult:
 
     run_id: str
     status: str
-    """passed, failed, or incomplete (stopped before the report)."""
+    """passed, failed, rejected (the plan was), awaiting_approval (paused at the plan), or incomplete."""
     result_branch: str | None
     report_path: str | None
     run_dir: Path
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: date, time and a random suffix."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    waiting_for: dict[str, Any] | None = None
+    """When paused for approval: the interrupt's value (the round, the plan, any problem with an edit)."""
 
 
 def run_config(settings: Settings, run_id: str) -> RunnableConfig:
@@ -61,7 +58,7 @@ def run_config(settings: Settings, run_id: str) -> RunnableConfig:
 
 
 @asynccontextmanager
-async def open_graph(settings: Settings, run_id: str) -> AsyncIterator[CompiledStateGraph]:
+async def open_graph(settings: Settings, run_id: str) -> AsyncIterator[CodingGraph]:
     """The coding graph with the run's own SQLite checkpointer, open for the body of the block."""
     run_dir = settings.run_root / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,22 +106,27 @@ async def start_run(
         "settings": _public_settings(settings),
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    inputs = {"task": task, "repo": repo_path, "run_id": run_id}
+    inputs = TeamInput(task=task, repo=repo_path, run_id=run_id)
     return await _drive(settings, run_id, inputs, on_event)
 
 
-async def resume_run(settings: Settings, run_id: str, on_event: EventHandler | None = None) -> RunResult:
-    """Continue a run from its last checkpoint; finished steps and workers are not redone."""
+async def resume_run(
+    settings: Settings, run_id: str, on_event: EventHandler | None = None, answer: Any = None
+) -> RunResult:
+    """Continue a run from its last checkpoint; finished steps and workers are not redone.
+
+    A run paused for plan approval needs an `answer`: True, False, or {"plan": {...}} (see `nodes.approval`).
+    """
     run_dir = settings.run_root / run_id
     if not (run_dir / "run.json").exists():
         raise SevenfoldError(f"no run {run_id!r} in {settings.run_root} (see `sevenfold status`)")
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     await preflight(settings, record["task"], Path(record["repo"]))
-    return await _drive(settings, run_id, None, on_event)
+    return await _drive(settings, run_id, None if answer is None else Command(resume=answer), on_event)
 
 
 async def _drive(
-    settings: Settings, run_id: str, inputs: dict[str, Any] | None, on_event: EventHandler | None
+    settings: Settings, run_id: str, inputs: TeamInput | Command | None, on_event: EventHandler | None
 ) -> RunResult:
     config = run_config(settings, run_id)
     async with open_graph(settings, run_id) as graph:
@@ -141,13 +143,15 @@ async def _drive(
                     on_event({"event": "step", "node": node, "time": time.time()})
         state = await graph.aget_state(config)
     values = state.values
-    status = values.get("status") if not state.next else "incomplete"
+    waiting = [i.value for task in state.tasks for i in task.interrupts]
+    status = values.get("status") if not state.next else "awaiting_approval" if waiting else "incomplete"
     return RunResult(
         run_id,
         status or "incomplete",
         values.get("result_branch"),
         values.get("report_path"),
         settings.run_root / run_id,
+        waiting[0] if waiting else None,
     )
 
 

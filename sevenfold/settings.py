@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     repo_map_max_files: int = Field(
         300, ge=10, le=10_000, description="Most paths listed in the repository map shown to the model."
     )
+    approve_plan: bool = Field(
+        False, description="Pause after each plan until someone approves it (a LangGraph interrupt)."
+    )
     keep_worktrees: bool = Field(
         False, description="Keep the workers' worktrees and branches after a run (for debugging)."
     )

@@ -9,7 +9,7 @@ fields they merge.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -33,8 +33,8 @@ class TeamInput(TypedDict):
     """What the team should do, in the user's words."""
     repo: str
     """Path of the user's git repository. Only new branches are ever written to it."""
-    run_id: str
-    """Names the run's branches (`sevenfold/<run-id>/...`) and its directory."""
+    run_id: NotRequired[str]
+    """Names the run's branches (`sevenfold/<run-id>/...`) and its directory; made up when left out."""
 
 
 class TeamState(TypedDict, total=False):
@@ -45,6 +45,8 @@ class TeamState(TypedDict, total=False):
     run_id: str
     base_commit: str
     """The commit every worker starts from (the user's HEAD when the run began)."""
+    max_rounds: int
+    """This run's round limit (its settings, with its context applied)."""
     round: int
     round_base: str
     """The commit the current round builds on: the base commit, then each round's merged result."""
