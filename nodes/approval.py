@@ -32,8 +32,8 @@ def make_approval(base: Team) -> TeamNode:
     """Build the approval node: pass-through unless the run's settings ask for approval."""
 
     async def approval(state: TeamState) -> dict[str, Any]:
-        team = base.current()
-        if not team.settings.approve_plan:
+        team = await base.current()
+        if not state.get("approve_plan", team.settings.approve_plan):
             return {}
         plan, problem = state["plan"] or {}, ""
         while True:

@@ -61,7 +61,7 @@ def make_planner(base: Team) -> TeamNode:
     """Build the planner node for a team."""
 
     async def planner(state: TeamState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         settings = team.settings
         round_number = state.get("round", 0) + 1
         model_name = settings.model_for("planner")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from sevenfold.nodes.events import emit
@@ -15,9 +17,9 @@ def make_report(base: Team) -> TeamNode:
     """Build the report node for a team."""
 
     async def report(state: TeamState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         run_id = state["run_id"]
-        workspace = team.workspace(state["repo"], run_id)
+        workspace = await team.workspace(state["repo"], run_id)
         review_data = state.get("review")
         review = from_state(Review, review_data) if review_data else None
         commit = review.integration_commit if review else state["base_commit"]
@@ -52,9 +54,7 @@ def make_report(base: Team) -> TeamNode:
             "wall_time_s": round(sum(r.duration_s for r in rounds), 3),
         }
         run_dir = team.run_dir(run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "report.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
-        (run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")
+        await asyncio.to_thread(_write_report, run_dir, data)
         if not team.settings.keep_worktrees:
             # The result branch is what the user gets; worker and integration branches were the means.
             await workspace.remove(delete_branches=True)
@@ -62,6 +62,12 @@ def make_report(base: Team) -> TeamNode:
         return {"status": status, "result_branch": result_branch, "report_path": str(run_dir / "report.md")}
 
     return report
+
+
+def _write_report(run_dir: Path, data: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "report.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    (run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")
 
 
 def render_markdown(data: dict[str, Any]) -> str:

@@ -21,9 +21,9 @@ def make_reviewer(base: Team) -> TeamNode:
     """Build the reviewer node for a team."""
 
     async def reviewer(state: TeamState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         round_number = state["round"]
-        workspace = team.workspace(state["repo"], state["run_id"])
+        workspace = await team.workspace(state["repo"], state["run_id"])
         # Each round integrates on its own branch, starting from the previous round's result.
         integration = await workspace.ensure_worktree(
             f"{INTEGRATION}.r{round_number}", state.get("round_base") or state["base_commit"]

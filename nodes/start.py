@@ -15,13 +15,13 @@ def make_start(base: Team) -> TeamNode:
     """Build the start node: validates input and records the base commit (once; a resumed run keeps it)."""
 
     async def start(state: TeamState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         if state.get("base_commit"):
             return {}
         if not state.get("task", "").strip():
             raise SevenfoldError("the task is empty: say what the team should do")
         run_id = state.get("run_id") or new_run_id()  # Studio and embedding callers may leave it out
-        workspace = team.workspace(state["repo"], run_id)
+        workspace = await team.workspace(state["repo"], run_id)
         if workspace.dirty_paths:
             emit(
                 "dirty_checkout",
@@ -32,6 +32,7 @@ def make_start(base: Team) -> TeamNode:
             "run_id": run_id,
             "base_commit": workspace.base_commit,
             "max_rounds": team.settings.max_rounds,
+            "approve_plan": team.settings.approve_plan,
             "round": 0,
             "reports": [],
             "rounds": [],

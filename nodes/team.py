@@ -6,6 +6,7 @@ rebuilt from settings and the state after a crash.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from langgraph.runtime import get_runtime
 from sevenfold.context import apply_context, context_overrides
 from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.factory import chat_model
-from sevenfold.settings import Settings
+from sevenfold.settings import ROLES, Settings
 from sevenfold.state.team import TeamState
 from sevenfold.tools.toolset import build_tools
 from sevenfold.tools.workspace import Workspace
@@ -49,7 +50,12 @@ class Team:
     _toolsets: OrderedDict[str, WorkerToolset] = field(default_factory=OrderedDict)
     _variants: dict[str, Team] = field(default_factory=dict)
 
-    def current(self) -> Team:
+    def __post_init__(self) -> None:
+        # Built now, not in a node: making an HTTP client reads certificates from disk (a blocking call).
+        for role in ROLES:
+            self.model(role)
+
+    async def current(self) -> Team:
         """The team for the running graph's context: this one, or one with the run's overrides applied."""
         try:
             overrides = context_overrides(get_runtime().context)
@@ -59,7 +65,8 @@ class Team:
             return self
         key = json.dumps(overrides, sort_keys=True, default=str)
         if key not in self._variants:
-            self._variants[key] = Team(apply_context(self.settings, overrides))
+            settings = apply_context(self.settings, overrides)
+            self._variants[key] = await asyncio.to_thread(Team, settings)
         return self._variants[key]
 
     def model(self, role: str) -> SevenfoldChatOpenAI:
@@ -87,12 +94,15 @@ class Team:
         """The directory holding a run's checkpoints, report and worktrees."""
         return self.settings.run_root / run_id
 
-    def workspace(self, repo: str, run_id: str) -> Workspace:
-        """The workspace of a run on a repository (worktrees under the run directory)."""
+    async def workspace(self, repo: str, run_id: str) -> Workspace:
+        """The workspace of a run on a repository (worktrees under the run directory).
+
+        Opened in a thread the first time: GitPython reads the repository with blocking calls.
+        """
         key = (repo, run_id)
         if key not in self._workspaces:
-            self._workspaces[key] = Workspace.open(
-                Path(repo), run_id, worktrees_root=self.run_dir(run_id) / "worktrees"
+            self._workspaces[key] = await asyncio.to_thread(
+                Workspace.open, Path(repo), run_id, self.run_dir(run_id) / "worktrees"
             )
         return self._workspaces[key]
 

@@ -20,9 +20,9 @@ def make_verifier(base: Team) -> TeamNode:
     """Build the verifier node for a team."""
 
     async def verifier(state: TeamState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         review = from_state(Review, state["review"] or {})
-        workspace = team.workspace(state["repo"], state["run_id"])
+        workspace = await team.workspace(state["repo"], state["run_id"])
         integration = await workspace.ensure_worktree(
             f"integration.r{state['round']}", state.get("round_base") or state["base_commit"]
         )

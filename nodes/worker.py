@@ -56,10 +56,10 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
     """Build the worker's nodes: setup, agent, act, finish."""
 
     async def setup(state: WorkerState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         key = _key(state)
         try:
-            workspace = team.workspace(state["repo"], state["run_id"])
+            workspace = await team.workspace(state["repo"], state["run_id"])
             worktree = await workspace.ensure_worktree(key, state["base"])
         except Exception as exc:  # no worktree, no work: report it instead of raising
             return {
@@ -90,7 +90,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         }
 
     async def agent(state: WorkerState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         settings = team.settings
         spent = state.get("prompt_tokens", 0) + state.get("completion_tokens", 0)
         if state.get("steps", 0) >= settings.worker_max_steps or spent >= settings.worker_max_tokens:
@@ -117,7 +117,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         }
 
     async def act(state: WorkerState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         reply = state["messages"][-1]
         assert isinstance(reply, AIMessage)
         tools = team.toolset(state["worktree"]).tools
@@ -167,7 +167,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         }
 
     async def finish(state: WorkerState) -> dict[str, Any]:
-        team = base.current()
+        team = await base.current()
         key = _key(state)
         status = state.get("status") or "done"
         errors = list(state.get("errors", []))
@@ -179,7 +179,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         files: list[str] = []
         if state.get("worktree"):
             try:
-                workspace = team.workspace(state["repo"], state["run_id"])
+                workspace = await team.workspace(state["repo"], state["run_id"])
                 commit, files = await workspace.commit_worktree(
                     Path(state["worktree"]),
                     f"sevenfold: {state['subtask']['id']}\n\n{state['subtask']['goal']}\n\n{summary}".strip(),

@@ -8,6 +8,7 @@ thread id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -61,12 +62,12 @@ def run_config(settings: Settings, run_id: str) -> RunnableConfig:
 async def open_graph(settings: Settings, run_id: str) -> AsyncIterator[CodingGraph]:
     """The coding graph with the run's own SQLite checkpointer, open for the body of the block."""
     run_dir = settings.run_root / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(run_dir / "checkpoints.sqlite")) as saver:
         # WAL (set by the saver) with synchronous=NORMAL: every committed step survives the process dying, which
         # is what resume needs; only a power cut can lose the last steps. FULL would fsync on every step.
         await saver.conn.execute("PRAGMA synchronous=NORMAL")
-        yield build_graph(settings, checkpointer=saver)
+        yield await asyncio.to_thread(build_graph, settings, saver)  # builds HTTP clients: reads certificates
 
 
 async def preflight(settings: Settings, task: str, repo: Path) -> Workspace:
@@ -77,7 +78,7 @@ async def preflight(settings: Settings, task: str, repo: Path) -> Workspace:
     """
     if not task.strip():
         raise SettingsError("the task is empty: say what the team should do")
-    workspace = Workspace.open(repo, "preflight", worktrees_root=settings.run_root / "preflight")
+    workspace = await asyncio.to_thread(Workspace.open, repo, "preflight", settings.run_root / "preflight")
     checked: set[tuple[str, str]] = set()
     for role in ROLES:
         endpoint, model = settings.endpoint_for(role), settings.model_for(role)
@@ -93,11 +94,7 @@ async def start_run(
     """Check the input, then run the team on `task` in `repo` until the tests pass or the rounds run out."""
     await preflight(settings, task, repo)
     run_id = run_id or new_run_id()
-    run_dir = settings.run_root / run_id
-    if (run_dir / "run.json").exists():
-        raise SevenfoldError(f"run {run_id} already exists; use `sevenfold resume {run_id}`")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    repo_path = str(repo.resolve())  # noqa: ASYNC240 - one stat, once per run
+    repo_path = str(await asyncio.to_thread(repo.resolve))
     record = {
         "run_id": run_id,
         "task": task,
@@ -105,9 +102,24 @@ async def start_run(
         "created": time.time(),
         "settings": _public_settings(settings),
     }
-    (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    await asyncio.to_thread(_write_record, settings.run_root / run_id, record)
     inputs = TeamInput(task=task, repo=repo_path, run_id=run_id)
     return await _drive(settings, run_id, inputs, on_event)
+
+
+def read_record(settings: Settings, run_id: str) -> dict[str, Any]:
+    """A run's record (`run.json`); `SevenfoldError` if there is no such run."""
+    path = settings.run_root / run_id / "run.json"
+    if not path.exists():
+        raise SevenfoldError(f"no run {run_id!r} in {settings.run_root} (see `sevenfold status`)")
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    if (run_dir / "run.json").exists():
+        raise SevenfoldError(f"run {record['run_id']} already exists; use `sevenfold resume {record['run_id']}`")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
 
 
 async def resume_run(
@@ -117,10 +129,7 @@ async def resume_run(
 
     A run paused for plan approval needs an `answer`: True, False, or {"plan": {...}} (see `nodes.approval`).
     """
-    run_dir = settings.run_root / run_id
-    if not (run_dir / "run.json").exists():
-        raise SevenfoldError(f"no run {run_id!r} in {settings.run_root} (see `sevenfold status`)")
-    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    record = await asyncio.to_thread(read_record, settings, run_id)
     await preflight(settings, record["task"], Path(record["repo"]))
     return await _drive(settings, run_id, None if answer is None else Command(resume=answer), on_event)
 
@@ -157,10 +166,7 @@ async def _drive(
 
 async def run_status(settings: Settings, run_id: str) -> dict[str, Any]:
     """Where a run stands: its record, the next nodes, round, status, and worker reports so far."""
-    run_dir = settings.run_root / run_id
-    if not (run_dir / "run.json").exists():
-        raise SevenfoldError(f"no run {run_id!r} in {settings.run_root}")
-    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    record = await asyncio.to_thread(read_record, settings, run_id)
     async with open_graph(settings, run_id) as graph:
         state = await graph.aget_state(run_config(settings, run_id))
     values = state.values

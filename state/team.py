@@ -47,6 +47,8 @@ class TeamState(TypedDict, total=False):
     """The commit every worker starts from (the user's HEAD when the run began)."""
     max_rounds: int
     """This run's round limit (its settings, with its context applied)."""
+    approve_plan: bool
+    """Whether this run pauses for plan approval (kept in the state, so a resume without the context keeps it)."""
     round: int
     round_base: str
     """The commit the current round builds on: the base commit, then each round's merged result."""

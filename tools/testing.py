@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
+import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -75,6 +77,23 @@ class TestResult(BaseModel):
         return {**self.model_dump(mode="json"), "ok": self.ok}
 
 
+def _read_report(report: Path, exit_code: int | None, timed_out: bool) -> TestResult:
+    """The result from the JUnit XML the run wrote, or why there is none."""
+    if report.exists() and report.stat().st_size > 0:
+        try:
+            return _parse_junit(report)
+        except ET.ParseError as exc:
+            return TestResult(errors=1, note=f"unreadable JUnit XML: {exc}")
+    note = (
+        "timed out before writing results"
+        if timed_out
+        else "no test results were written (command not found or crashed)"
+    )
+    if exit_code == 5:
+        return TestResult(errors=0, note="no tests were collected")
+    return TestResult(errors=1, note=note)
+
+
 def _parse_junit(path: Path) -> TestResult:
     root = ET.parse(path).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
@@ -101,24 +120,14 @@ def _parse_junit(path: Path) -> TestResult:
 
 async def run_tests(worktree: Path, limits: ToolLimits, args: str = "") -> TestResult:
     """Run `limits.test_command` (plus `args`) in the worktree and return its structured result; never raises for test failures."""
-    with tempfile.TemporaryDirectory(prefix="sevenfold-junit-") as folder:
+    folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="sevenfold-junit-")
+    try:
         report = Path(folder) / "junit.xml"
         command = f"{limits.test_command} {args} --junitxml={shlex.quote(str(report))} -q -p no:cacheprovider"
         run = await run_command(command, worktree, limits.test_timeout, limits.output_limit, env=scrubbed_environment())
-        if report.exists() and report.stat().st_size > 0:
-            try:
-                result = _parse_junit(report)
-            except ET.ParseError as exc:
-                result = TestResult(errors=1, note=f"unreadable JUnit XML: {exc}")
-        else:
-            note = (
-                "timed out before writing results"
-                if run.timed_out
-                else "no test results were written (command not found or crashed)"
-            )
-            result = TestResult(
-                errors=0 if run.exit_code == 5 else 1, note="no tests were collected" if run.exit_code == 5 else note
-            )
+        result = await asyncio.to_thread(_read_report, report, run.exit_code, run.timed_out)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
     result.exit_code = run.exit_code
     result.timed_out = run.timed_out
     result.duration_s = round(run.duration_s, 3)

@@ -7,6 +7,7 @@ on them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
@@ -86,25 +87,28 @@ class NoArgs(BaseModel):
 
 
 def build_tools(worktree: Path, limits: ToolLimits) -> list[BaseTool]:
-    """The tools a worker uses on `worktree`, bounded by `limits`."""
+    """The tools a worker uses on `worktree`, bounded by `limits`.
+
+    The file and search functions block (disk, ripgrep), so they run in a thread: seven workers share one event loop.
+    """
 
     async def view_file(path: str, start_line: int | None = None, end_line: int | None = None) -> str:
-        return files.view_file(worktree, limits, path, start_line, end_line)
+        return await asyncio.to_thread(files.view_file, worktree, limits, path, start_line, end_line)
 
     async def create_file(path: str, content: str) -> str:
-        return files.create_file(worktree, path, content)
+        return await asyncio.to_thread(files.create_file, worktree, path, content)
 
     async def str_replace(path: str, old: str, new: str) -> str:
-        return files.str_replace(worktree, limits, path, old, new)
+        return await asyncio.to_thread(files.str_replace, worktree, limits, path, old, new)
 
     async def insert(path: str, line: int, text: str) -> str:
-        return files.insert(worktree, limits, path, line, text)
+        return await asyncio.to_thread(files.insert, worktree, limits, path, line, text)
 
     async def list_files(pattern: str = "**/*") -> str:
-        return files.list_files(worktree, limits, pattern)
+        return await asyncio.to_thread(files.list_files, worktree, limits, pattern)
 
     async def grep(pattern: str, path: str = ".", glob: str | None = None, ignore_case: bool = False) -> str:
-        return search.grep(worktree, limits, pattern, path, glob, ignore_case)
+        return await asyncio.to_thread(search.grep, worktree, limits, pattern, path, glob, ignore_case)
 
     async def run_command(command: str) -> str:
         return (await run_shell(command, worktree, limits.command_timeout, limits.output_limit)).for_model()

@@ -117,9 +117,9 @@ class Workspace:
         path = self.worktrees_root / key
         branch = self.branch_for(key)
         async with self._lock:
-            if (path / ".git").exists():
+            if await asyncio.to_thread((path / ".git").exists):
                 return Worktree(path, branch)
-            self.worktrees_root.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(self.worktrees_root.mkdir, parents=True, exist_ok=True)
             await self._git("worktree", "prune")
             exists = await self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
             if exists.strip():
@@ -176,23 +176,7 @@ class Workspace:
         return result
 
     async def _conflict_hunks(self, path: Path, files: list[str], limit: int = 4000) -> str:
-        parts: list[str] = []
-        for name in files:
-            try:
-                text = (path / name).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            inside, block = False, []
-            for line in text.splitlines():
-                if line.startswith("<<<<<<<"):
-                    inside, block = True, [f"{name}:"]
-                if inside:
-                    block.append(line)
-                if line.startswith(">>>>>>>") and inside:
-                    inside = False
-                    parts.append("\n".join(block))
-        joined = "\n".join(parts)
-        return joined if len(joined) <= limit else joined[:limit] + "\n[... more conflicting lines ...]"
+        return await asyncio.to_thread(_conflict_hunks, path, files, limit)
 
     async def diff(self, worktree: Worktree, base: str) -> tuple[str, str]:
         """(diff --stat, diff) of a worktree's branch against `base`."""
@@ -209,7 +193,7 @@ class Workspace:
         """Remove this run's worktrees (and optionally its branches except the result); returns what was removed."""
         removed = []
         async with self._lock:
-            for worktree in self.existing_worktrees():
+            for worktree in await asyncio.to_thread(self.existing_worktrees):
                 await self._git("worktree", "remove", "--force", str(worktree.path), check=False)
                 removed.append(str(worktree.path))
             await self._git("worktree", "prune")
@@ -221,3 +205,24 @@ class Workspace:
                     if not branch.endswith("/result"):
                         await self._git("branch", "-D", branch, check=False)
         return removed
+
+
+def _conflict_hunks(path: Path, files: list[str], limit: int) -> str:
+    """The conflict-marked blocks of conflicted files, up to `limit` characters."""
+    parts: list[str] = []
+    for name in files:
+        try:
+            text = (path / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        inside, block = False, []
+        for line in text.splitlines():
+            if line.startswith("<<<<<<<"):
+                inside, block = True, [f"{name}:"]
+            if inside:
+                block.append(line)
+            if line.startswith(">>>>>>>") and inside:
+                inside = False
+                parts.append("\n".join(block))
+    joined = "\n".join(parts)
+    return joined if len(joined) <= limit else joined[:limit] + "\n[... more conflicting lines ...]"
