@@ -281,6 +281,100 @@ def tour(
     asyncio.run(run_demo(base_url=base_url, model=model, slots=slots))
 
 
+@app.command()
+def capacity(
+    gpu: Annotated[str, typer.Option(help="GPU model, e.g. h100-80, a100-40, rtx4090-24, l40s-48.")],
+    count: Annotated[int, typer.Option(help="GPUs (tensor parallel).")] = 1,
+    weights: Annotated[str, typer.Option(help="bf16, fp8 or awq.")] = "fp8",
+    kv_cache_dtype: Annotated[str, typer.Option(help="auto (BF16) or fp8.")] = "auto",
+    slots: Annotated[int, typer.Option(help="Sequences in flight at once.")] = 7,
+    context: Annotated[int, typer.Option(help="Tokens of context per sequence.")] = 32_768,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM's --gpu-memory-utilization.")] = 0.92,
+    model_config: Annotated[
+        Path | None, typer.Option(help="A model's config.json (default: Qwen3-Coder-30B-A3B).")
+    ] = None,
+) -> None:
+    """What fits: weights, KV cache per token, tokens that fit, longest context per slot, most slots."""
+    from sevenfold.serving.capacity import QWEN3_CODER_30B_A3B, KvDtype, load_model_config, plan_capacity
+    from sevenfold.serving.hardware import GIB, find_gpu
+
+    if kv_cache_dtype not in ("auto", "fp8"):
+        raise SevenfoldError(f"--kv-cache-dtype must be auto or fp8 (got {kv_cache_dtype!r})")
+    model = load_model_config(model_config) if model_config else QWEN3_CODER_30B_A3B
+    dtype: KvDtype = "fp8" if kv_cache_dtype == "fp8" else "auto"
+    plan = plan_capacity(find_gpu(gpu), count, weights, dtype, slots, context, gpu_memory_utilization, model)
+    rows = [
+        ("model", model.name),
+        ("GPUs", f"{count}x {plan.gpu.name} ({plan.gpu.memory_gib:.1f} GiB each)"),
+        ("usable at utilization", f"{plan.usable_bytes / GIB:.1f} GiB"),
+        ("weights", f"{plan.weight_bytes / GIB:.1f} GiB ({weights})"),
+        (
+            "overhead allowance",
+            f"{plan.overhead_bytes / GIB:.1f} GiB (2.5 GiB per GPU: activations, CUDA graphs, NCCL)",
+        ),
+        ("KV cache", f"{plan.kv_bytes / GIB:.1f} GiB"),
+        (
+            "KV per token",
+            f"{plan.kv_bytes_per_token:,} bytes ({plan.kv_bytes_per_token // 1024} KiB, {kv_cache_dtype})",
+        ),
+        ("tokens that fit", f"{plan.kv_tokens:,}"),
+        (f"longest context at {slots} slots", f"{plan.max_context_per_slot:,}"),
+        (f"most slots at {context:,} tokens", f"{plan.max_slots_at_context}"),
+    ]
+    for name, value in rows:
+        print(f"{name:>32}  {value}")
+    print(f"verdict: {plan.verdict()}")
+    if not plan.fits:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    gpu: Annotated[
+        str, typer.Option(help="GPU model (see `sevenfold capacity --help`), or auto (nvidia-smi).")
+    ] = "auto",
+    count: Annotated[int | None, typer.Option(help="GPUs to use (default: all detected, or 1).")] = None,
+    slots: Annotated[int, typer.Option(help="Agents' requests in flight at once.")] = 7,
+    context: Annotated[int, typer.Option(help="Tokens of context per sequence (--max-model-len).")] = 32_768,
+    weights: Annotated[
+        str | None, typer.Option(help="bf16, fp8 or awq (default: fp8 on Ada/Hopper, else awq).")
+    ] = None,
+    kv_cache_dtype: Annotated[str | None, typer.Option(help="auto or fp8 (default: fp8 only if needed).")] = None,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM's --gpu-memory-utilization.")] = 0.92,
+    host: Annotated[str, typer.Option(help="Address vLLM listens on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port vLLM listens on.")] = 8000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command instead of running it.")] = False,
+) -> None:
+    """Start vLLM for Qwen3-Coder, tuned for a team of agents on this hardware (each flag with its reason)."""
+    import os
+    import shlex
+    import shutil
+
+    from sevenfold.serving.capacity import KvDtype
+    from sevenfold.serving.hardware import detect_gpus, find_gpu
+    from sevenfold.serving.launch import build_serve_command
+
+    if kv_cache_dtype not in (None, "auto", "fp8"):
+        raise SevenfoldError(f"--kv-cache-dtype must be auto or fp8 (got {kv_cache_dtype!r})")
+    if gpu == "auto":
+        card, found = detect_gpus()
+        count = count or found
+    else:
+        card = find_gpu(gpu)
+    dtype: KvDtype | None = None if kv_cache_dtype is None else "fp8" if kv_cache_dtype == "fp8" else "auto"
+    command = build_serve_command(card, count or 1, slots, context, weights, dtype, gpu_memory_utilization, host, port)
+    for flag in command.flags:
+        print(f"{flag.name} {flag.value or ''}".ljust(56) + f"  # {flag.reason}")
+    line = shlex.join(command.argv())
+    print(line)
+    if dry_run:
+        return
+    vllm = shutil.which("vllm")
+    if vllm is None:
+        raise SevenfoldError("vllm is not installed here: `pip install vllm` on the GPU machine, or use --dry-run")
+    os.execv(vllm, command.argv())
+
+
 def _with_progress(
     settings: Settings,
     quiet: bool,
