@@ -82,6 +82,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """`free_port()`: a 127.0.0.1 port nothing listens on (for a server to start on, or to find no server at)."""
+    return _free_port
+
+
 def _sevenfold_command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from sevenfold.cli import main; main()", *args]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -30,12 +29,6 @@ def test_bench_writes_json_and_a_png(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("case", "says"),
     [
@@ -47,12 +40,11 @@ def _closed_port() -> int:
 def test_bad_input_is_one_line_and_exit_2(
     sevenfold_cli: Callable[..., list[str]],
     sim_process: Callable[..., tuple[subprocess.Popen[str], str]],
+    free_port: Callable[[], int],
     case: str,
     says: str,
 ) -> None:
-    base_url = (
-        f"http://127.0.0.1:{_closed_port()}/v1" if case == "unreachable" else sim_process("--profile", "instant")[1]
-    )
+    base_url = f"http://127.0.0.1:{free_port()}/v1" if case == "unreachable" else sim_process("--profile", "instant")[1]
     args = ["--base-url", base_url, "--concurrency", "1,x" if case == "bad-list" else "1", "--num-prompts", "1"]
     if case == "model":
         args += ["--model", "no/such-model"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -77,12 +76,6 @@ async def test_one_failing_worker_does_not_stop_the_others(
     assert {e["tool"] for e in events if e["event"] == "tool"} >= {"view_file", "create_file", "run_tests"}
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("case", "says"),
     [
@@ -101,15 +94,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     sim_process: Callable[..., tuple[subprocess.Popen[str], str]],
     example_repo: Callable[[str], Path],
     run_env: dict[str, str],
+    free_port: Callable[[], int],
     tmp_path: Path,
     case: str,
     says: str,
 ) -> None:
     repo = example_repo("user")
     before = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout
-    base_url = (
-        f"http://127.0.0.1:{_closed_port()}/v1" if case == "unreachable" else sim_process("--profile", "instant")[1]
-    )
+    base_url = f"http://127.0.0.1:{free_port()}/v1" if case == "unreachable" else sim_process("--profile", "instant")[1]
     task, args = TASK, ["--repo", str(repo), "--base-url", base_url, "--quiet"]
     if case == "empty-task":
         task = "   "

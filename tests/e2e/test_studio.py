@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,19 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TASK = "Implement every stub module of the package so that the whole test suite passes."
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def studio(
-    sim_process: Callable[..., tuple[subprocess.Popen[str], str]], tmp_path: Path
+    sim_process: Callable[..., tuple[subprocess.Popen[str], str]], free_port: Callable[[], int], tmp_path: Path
 ) -> Iterator[tuple[httpx.Client, Path]]:
     """`langgraph dev` on a free port, its settings pointing at a simulator playing the demo policy."""
     _, base_url = sim_process("--profile", "instant", "--policy", "demo")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SEVENFOLD_ENDPOINTS__DEFAULT__BASE_URL": base_url,
