@@ -9,6 +9,7 @@ from typing import Any
 
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.team import Team, TeamNode
+from sevenfold.settings import ROLES
 from sevenfold.state.models import Review, RoundSummary, WorkerReport, from_state
 from sevenfold.state.team import TeamState
 
@@ -52,6 +53,17 @@ def make_report(base: Team) -> TeamNode:
                 "failed": sum(r.tool_calls_failed for r in reports),
             },
             "wall_time_s": round(sum(r.duration_s for r in rounds), 3),
+            # Counted in this process only: a resumed run reports the requests made since it resumed.
+            "model_requests": {
+                role: {
+                    "requests": stats.requests,
+                    "retries": stats.retries,
+                    "failed": stats.failures,
+                    "errors": dict(stats.errors),
+                }
+                for role in ROLES
+                for stats in [team.model(role).stats]
+            },
         }
         run_dir = team.run_dir(run_id)
         await asyncio.to_thread(_write_report, run_dir, data)
@@ -80,6 +92,13 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"Result: branch `{data['result_branch']}` at {data['result_commit'][:12]} (from {data['base_commit'][:12]})",
         f"Tests: {data['tests'].get('summary_line', '') or _tests_line(data['tests'])}",
         f"Tokens: {data['tokens']['prompt']:,} prompt, {data['tokens']['completion']:,} completion; wall time {data['wall_time_s']:.1f} s",
+        "",
+        "Model requests (this process): "
+        + "; ".join(
+            f"{role} {m['requests']} ({m['retries']} retried, {m['failed']} failed"
+            + (f": {', '.join(f'{k} x{v}' for k, v in sorted(m['errors'].items()))})" if m["errors"] else ")")
+            for role, m in data.get("model_requests", {}).items()
+        ),
         "",
         "## Rounds",
         "",
