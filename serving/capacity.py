@@ -10,6 +10,11 @@ an overhead allowance per GPU for what vLLM needs besides weights and KV cache
 with tensor parallelism). The allowance, `OVERHEAD_PER_GPU`, is an estimate:
 vLLM measures the real figure at start-up and logs "Available KV cache memory";
 trust that over this planner.
+
+With tensor parallelism each GPU holds 1/N of the weights and of the KV heads;
+past N = KV heads (4 here) vLLM replicates KV heads, so the KV cache per token
+summed over the GPUs grows (twice the formula at N = 8). N must divide the
+attention heads, or vLLM refuses to start.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sevenfold.errors import SevenfoldError
 from sevenfold.serving.hardware import GIB, Gpu
@@ -26,7 +31,10 @@ Weights = Literal["bf16", "fp8", "awq"]
 KvDtype = Literal["auto", "fp8"]
 
 OVERHEAD_PER_GPU = int(2.5 * GIB)
-"""Activations (8,192-token prefill budget), CUDA graphs and context, NCCL: an estimate, stated in every plan."""
+"""Besides weights and KV cache, per GPU: the CUDA context and PyTorch allocator slack (~0.5-1 GiB), the
+activation peak of an 8,192-token prefill step through the MoE layers (~0.5 GiB), CUDA graphs for the decode
+batch sizes (~0.5-1 GiB) and NCCL buffers under tensor parallelism. An estimate, stated in every plan."""
+OVERHEAD_WHAT = "per GPU: CUDA context, activations of an 8k-token prefill, CUDA graphs, NCCL"
 
 
 @dataclass(frozen=True)
@@ -35,25 +43,32 @@ class ModelSpec:
 
     name: str
     layers: int
+    attention_heads: int
     kv_heads: int
     head_dim: int
     max_context: int
     weight_bytes: dict[str, int]
     """Bytes of weights by format (bf16, fp8, awq); a format that is missing cannot be planned."""
+    weights_estimated: bool = False
+    """True when `weight_bytes` comes from the parameter count in a config.json, not from checkpoint sizes."""
 
-    def kv_bytes_per_token(self, kv_dtype: KvDtype = "auto") -> int:
-        """2 (K and V) x layers x KV heads x head_dim x bytes per value (2 for BF16, 1 for FP8)."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * (1 if kv_dtype == "fp8" else 2)
+    def kv_bytes_per_token(self, kv_dtype: KvDtype = "auto", tensor_parallel: int = 1) -> int:
+        """2 (K and V) x layers x KV heads x head_dim x bytes per value (2 for BF16, 1 for FP8), summed over the
+        GPUs: beyond `kv_heads` GPUs each one still holds a whole KV head (vLLM replicates them)."""
+        heads = max(self.kv_heads, tensor_parallel)
+        return 2 * self.layers * heads * self.head_dim * (1 if kv_dtype == "fp8" else 2)
 
 
 QWEN3_CODER_30B_A3B = ModelSpec(
     name="Qwen/Qwen3-Coder-30B-A3B-Instruct",
     layers=48,
+    attention_heads=32,
     kv_heads=4,
     head_dim=128,
     max_context=262_144,
-    # 30.5B parameters: BF16 2 bytes each (~61 GB); the official FP8 checkpoint ~31 GB (1 byte each, a few layers
-    # kept in BF16); 4-bit AWQ ~17 GB (0.5 bytes each, plus group scales and the BF16 embeddings and LM head).
+    # 30.5B parameters: BF16 2 bytes each (~61 GB, the size of the official safetensors); the official FP8
+    # checkpoint ~31 GB (1 byte each plus block scales, embeddings, LM head and routers kept in BF16); 4-bit AWQ
+    # ~17 GB (0.5 bytes each, plus group-128 scales and zeros, and the ~1.2 GB of BF16 embeddings and LM head).
     weight_bytes={"bf16": 61_000_000_000, "fp8": 31_000_000_000, "awq": 17_000_000_000},
 )
 
@@ -63,10 +78,14 @@ def load_model_config(path: Path, weights_gb: dict[str, float] | None = None) ->
 
     Weights are estimated from the parameter count when the config does not give
     them: `num_parameters` if present, else from the layer shapes (attention,
-    MLP or experts, embeddings); pass `weights_gb` to use measured sizes.
+    MLP or experts, embeddings), and the spec says so (`weights_estimated`);
+    pass `weights_gb` (GB by format) to use measured sizes. A multimodal
+    config's `text_config` is used when the top level has no layers.
     """
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
+        if "num_hidden_layers" not in config and isinstance(config.get("text_config"), dict):
+            config = config["text_config"]
         layers = int(config["num_hidden_layers"])
         heads = int(config["num_attention_heads"])
         kv_heads = int(config.get("num_key_value_heads") or heads)
@@ -81,10 +100,10 @@ def load_model_config(path: Path, weights_gb: dict[str, float] | None = None) ->
         params = int(config.get("num_parameters") or _estimate_parameters(config, layers, heads, kv_heads, head_dim))
         weight_bytes = {"bf16": 2 * params, "fp8": params + params // 30, "awq": params // 2 + params // 16}
     name = str(config.get("_name_or_path") or path.parent.name)
-    return ModelSpec(name, layers, kv_heads, head_dim, max_context, weight_bytes)
+    return ModelSpec(name, layers, heads, kv_heads, head_dim, max_context, weight_bytes, not weights_gb)
 
 
-def _estimate_parameters(config: dict, layers: int, heads: int, kv_heads: int, head_dim: int) -> int:
+def _estimate_parameters(config: dict[str, Any], layers: int, heads: int, kv_heads: int, head_dim: int) -> int:
     hidden = int(config["hidden_size"])
     attention = hidden * head_dim * (heads * 2 + kv_heads * 2)
     experts = int(config.get("num_experts") or config.get("n_routed_experts") or 0)
@@ -114,6 +133,11 @@ class CapacityPlan:
     kv_bytes_per_token: int
     kv_tokens: int
     """Tokens of KV cache that fit (0 when the weights do not)."""
+
+    @property
+    def weight_bytes_per_gpu(self) -> int:
+        """Each GPU holds 1/count of the weights (tensor parallelism)."""
+        return self.weight_bytes // self.count
 
     @property
     def kv_bytes(self) -> int:
@@ -153,26 +177,35 @@ class CapacityPlan:
         if self.fits:
             return (
                 f"fits: {self.slots} slots x {self.context:,} tokens need {need:.1f} GiB of KV cache; "
-                f"{self.kv_bytes / GIB:.1f} GiB is free on {where} ({self.max_slots_at_context} slots at this context)"
+                f"{self.kv_bytes / GIB:.1f} GiB is free on {where} ({slots_text(self.max_slots_at_context)} at this context)"
             )
         return (
             f"does not fit as asked: {self.slots} slots x {self.context:,} tokens need {need:.1f} GiB of KV cache, "
             f"{self.kv_bytes / GIB:.1f} GiB is free on {where}; at {self.slots} slots the longest context is "
-            f"{self.max_context_per_slot:,} tokens, and at {self.context:,} tokens {self.max_slots_at_context} slots fit"
+            f"{self.max_context_per_slot:,} tokens, and at {self.context:,} tokens "
+            f"{slots_text(self.max_slots_at_context)} fit"
         )
+
+
+def slots_text(n: int) -> str:
+    return "1 slot" if n == 1 else f"{n} slots"
 
 
 def plan_capacity(
     gpu: Gpu,
     count: int = 1,
-    weights: str = "fp8",
+    weights: str | None = None,
     kv_dtype: KvDtype = "auto",
     slots: int = 7,
     context: int = 32_768,
     gpu_memory_utilization: float = 0.92,
     model: ModelSpec = QWEN3_CODER_30B_A3B,
 ) -> CapacityPlan:
-    """The capacity of `count` GPUs for `model`; `SevenfoldError` for inputs that make no sense."""
+    """The capacity of `count` GPUs for `model`; `SevenfoldError` for inputs that make no sense.
+
+    `weights` defaults to FP8 on GPUs with native FP8 (Ada, Hopper), else 4-bit AWQ.
+    """
+    weights = weights or ("fp8" if gpu.fp8 else "awq")
     if count < 1 or slots < 1 or context < 1:
         raise SevenfoldError("--count, --slots and --context must be at least 1")
     if context > model.max_context:
@@ -181,11 +214,19 @@ def plan_capacity(
         raise SevenfoldError("--gpu-memory-utilization must be between 0.1 and 1.0")
     if weights not in model.weight_bytes:
         raise SevenfoldError(f"--weights {weights}: known for this model: {', '.join(model.weight_bytes)}")
+    if model.attention_heads % count:
+        ok = ", ".join(str(n) for n in range(1, 9) if model.attention_heads % n == 0)
+        raise SevenfoldError(
+            f"--count {count}: tensor parallelism needs a GPU count that divides the model's "
+            f"{model.attention_heads} attention heads ({ok}, ...)"
+        )
+    if weights == "fp8" and not gpu.fp8:
+        raise SevenfoldError(f"--weights fp8 needs an Ada or Hopper GPU; {gpu.name} is {gpu.architecture} (use awq)")
     if kv_dtype == "fp8" and not gpu.fp8:
         raise SevenfoldError(f"--kv-cache-dtype fp8 needs an Ada or Hopper GPU; {gpu.name} is {gpu.architecture}")
     usable = int(count * gpu.memory_bytes * gpu_memory_utilization)
     overhead = count * OVERHEAD_PER_GPU
-    per_token = model.kv_bytes_per_token(kv_dtype)
+    per_token = model.kv_bytes_per_token(kv_dtype, count)
     weight_bytes = model.weight_bytes[weights]
     tokens = max(0, (usable - weight_bytes - overhead) // per_token)
     return CapacityPlan(

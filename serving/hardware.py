@@ -41,7 +41,7 @@ class Gpu:
 
 KNOWN: tuple[Gpu, ...] = (
     Gpu("a100-40", 40_960 * MIB, "ampere", ("a100-40gb", "a100-sxm4-40gb", "a100-pcie-40gb")),
-    Gpu("a100-80", 81_920 * MIB, "ampere", ("a100", "a100-80gb", "a100-sxm4-80gb", "a100-pcie-80gb")),
+    Gpu("a100-80", 81_920 * MIB, "ampere", ("a100", "a100-80gb", "a100-sxm4-80gb", "a100-pcie-80gb", "a100-80gb-pcie")),
     Gpu("a10-24", 23_028 * MIB, "ampere", ("a10",)),
     Gpu("rtx3090-24", 24_576 * MIB, "ampere", ("3090", "rtx3090", "rtx-3090", "geforce-rtx-3090")),
     Gpu("rtx4090-24", 24_564 * MIB, "ada", ("4090", "rtx4090", "rtx-4090", "geforce-rtx-4090")),
@@ -49,7 +49,7 @@ KNOWN: tuple[Gpu, ...] = (
     Gpu("l40s-48", 46_068 * MIB, "ada", ("l40s",)),
     Gpu("h100-80", 81_559 * MIB, "hopper", ("h100", "h100-80gb", "h100-sxm", "h100-pcie", "h100-80gb-hbm3")),
     Gpu("h100-94", 95_830 * MIB, "hopper", ("h100-nvl", "h100-94gb")),
-    Gpu("h200-141", 143_771 * MIB, "hopper", ("h200", "h200-141gb")),
+    Gpu("h200-141", 143_771 * MIB, "hopper", ("h200", "h200-141gb", "h200-nvl")),
 )
 
 
@@ -88,7 +88,11 @@ def detect_gpus(timeout_s: float = 10.0) -> tuple[Gpu, int]:
     rows = [line.rsplit(",", 1) for line in out.strip().splitlines() if "," in line]
     if not rows:
         raise SevenfoldError("nvidia-smi lists no GPUs: pass --gpu NAME [--count N]")
-    name, memory = rows[0][0].strip(), int(float(rows[0][1]))
+    name = rows[0][0].strip()
+    try:
+        memory = int(float(rows[0][1]))
+    except ValueError:
+        raise SevenfoldError(f"nvidia-smi reports no memory size for {name!r}: pass --gpu NAME [--count N]") from None
     if any(row[0].strip() != name for row in rows):
         raise SevenfoldError("this machine mixes GPU models; pass --gpu NAME --count N for the ones vLLM should use")
     try:
