@@ -122,4 +122,3 @@ def _what_would_fit(plan: CapacityPlan) -> str:
     if tries:
         return "try " + " or ".join(tries)
     return "use more or larger GPUs, or smaller weights (--weights awq)"
-

@@ -285,7 +285,9 @@ def tour(
 def capacity(
     gpu: Annotated[str, typer.Option(help="GPU model, e.g. h100-80, a100-40, rtx4090-24, l40s-48.")],
     count: Annotated[int, typer.Option(help="GPUs (tensor parallel).")] = 1,
-    weights: Annotated[str, typer.Option(help="bf16, fp8 or awq.")] = "fp8",
+    weights: Annotated[
+        str | None, typer.Option(help="bf16, fp8 or awq (default: fp8 on Ada/Hopper, else awq).")
+    ] = None,
     kv_cache_dtype: Annotated[str, typer.Option(help="auto (BF16) or fp8.")] = "auto",
     slots: Annotated[int, typer.Option(help="Sequences in flight at once.")] = 7,
     context: Annotated[int, typer.Option(help="Tokens of context per sequence.")] = 32_768,
@@ -293,31 +295,50 @@ def capacity(
     model_config: Annotated[
         Path | None, typer.Option(help="A model's config.json (default: Qwen3-Coder-30B-A3B).")
     ] = None,
+    weights_gib: Annotated[
+        float | None, typer.Option(help="Size of the weights in GiB, instead of the built-in or estimated one.")
+    ] = None,
 ) -> None:
-    """What fits: weights, KV cache per token, tokens that fit, longest context per slot, most slots."""
-    from sevenfold.serving.capacity import QWEN3_CODER_30B_A3B, KvDtype, load_model_config, plan_capacity
+    """What fits: weights, KV cache per token, tokens that fit, longest context per slot, most slots.
+
+    Exits 0 when SLOTS x CONTEXT fits, 1 when it does not (the verdict says what does).
+    """
+    from dataclasses import replace
+
+    from sevenfold.serving.capacity import OVERHEAD_WHAT, QWEN3_CODER_30B_A3B, KvDtype, load_model_config, plan_capacity
     from sevenfold.serving.hardware import GIB, find_gpu
 
     if kv_cache_dtype not in ("auto", "fp8"):
         raise SevenfoldError(f"--kv-cache-dtype must be auto or fp8 (got {kv_cache_dtype!r})")
+    if weights_gib is not None and weights_gib <= 0:
+        raise SevenfoldError(f"--weights-gib must be more than 0 (got {weights_gib})")
+    card = find_gpu(gpu)
     model = load_model_config(model_config) if model_config else QWEN3_CODER_30B_A3B
+    chosen = weights or ("fp8" if card.fp8 else "awq")
+    if weights_gib is not None:
+        model = replace(
+            model, weight_bytes={**model.weight_bytes, chosen: int(weights_gib * GIB)}, weights_estimated=False
+        )
     dtype: KvDtype = "fp8" if kv_cache_dtype == "fp8" else "auto"
-    plan = plan_capacity(find_gpu(gpu), count, weights, dtype, slots, context, gpu_memory_utilization, model)
+    plan = plan_capacity(card, count, chosen, dtype, slots, context, gpu_memory_utilization, model)
+    estimated = ", estimated from config.json: pass --weights-gib for the real size" if model.weights_estimated else ""
     rows = [
         ("model", model.name),
-        ("GPUs", f"{count}x {plan.gpu.name} ({plan.gpu.memory_gib:.1f} GiB each)"),
-        ("usable at utilization", f"{plan.usable_bytes / GIB:.1f} GiB"),
-        ("weights", f"{plan.weight_bytes / GIB:.1f} GiB ({weights})"),
+        ("GPUs", f"{count}x {card.name} ({card.memory_gib:.1f} GiB each, {card.architecture})"),
+        ("usable at utilization", f"{plan.usable_bytes / GIB:.1f} GiB ({gpu_memory_utilization:.0%} of memory)"),
+        ("weights", f"{plan.weight_bytes / GIB:.1f} GiB ({chosen}{estimated})"),
+        ("weights per GPU", f"{plan.weight_bytes_per_gpu / GIB:.1f} GiB"),
         (
             "overhead allowance",
-            f"{plan.overhead_bytes / GIB:.1f} GiB (2.5 GiB per GPU: activations, CUDA graphs, NCCL)",
+            f"{plan.overhead_bytes / GIB:.1f} GiB ({plan.overhead_bytes / count / GIB:.1f} GiB {OVERHEAD_WHAT})",
         ),
         ("KV cache", f"{plan.kv_bytes / GIB:.1f} GiB"),
         (
             "KV per token",
-            f"{plan.kv_bytes_per_token:,} bytes ({plan.kv_bytes_per_token // 1024} KiB, {kv_cache_dtype})",
+            f"{plan.kv_bytes_per_token:,} bytes ({plan.kv_bytes_per_token // 1024} KiB, {'fp8' if dtype == 'fp8' else 'bf16'})",
         ),
         ("tokens that fit", f"{plan.kv_tokens:,}"),
+        (f"needed for {slots} x {context:,}", f"{plan.needed_tokens:,} tokens"),
         (f"longest context at {slots} slots", f"{plan.max_context_per_slot:,}"),
         (f"most slots at {context:,} tokens", f"{plan.max_slots_at_context}"),
     ]
@@ -358,20 +379,23 @@ def serve(
         raise SevenfoldError(f"--kv-cache-dtype must be auto or fp8 (got {kv_cache_dtype!r})")
     if gpu == "auto":
         card, found = detect_gpus()
+        if count is not None and count > found:
+            raise SevenfoldError(f"--count {count}, but nvidia-smi lists {found} {card.name} GPU(s)")
         count = count or found
     else:
         card = find_gpu(gpu)
     dtype: KvDtype | None = None if kv_cache_dtype is None else "fp8" if kv_cache_dtype == "fp8" else "auto"
     command = build_serve_command(card, count or 1, slots, context, weights, dtype, gpu_memory_utilization, host, port)
+    print(f"{'checkpoint ' + command.checkpoint:<56}  # {command.checkpoint_reason}")
     for flag in command.flags:
         print(f"{flag.name} {flag.value or ''}".ljust(56) + f"  # {flag.reason}")
-    line = shlex.join(command.argv())
-    print(line)
+    print(shlex.join(command.argv()))
     if dry_run:
         return
     vllm = shutil.which("vllm")
     if vllm is None:
         raise SevenfoldError("vllm is not installed here: `pip install vllm` on the GPU machine, or use --dry-run")
+    sys.stdout.flush()
     os.execv(vllm, command.argv())
 
 
