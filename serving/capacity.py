@@ -183,12 +183,23 @@ class CapacityPlan:
             f"does not fit as asked: {self.slots} slots x {self.context:,} tokens need {need:.1f} GiB of KV cache, "
             f"{self.kv_bytes / GIB:.1f} GiB is free on {where}; at {self.slots} slots the longest context is "
             f"{self.max_context_per_slot:,} tokens, and at {self.context:,} tokens "
-            f"{slots_text(self.max_slots_at_context)} fit"
+            f"{slots_text(self.max_slots_at_context, 'fit')}"
         )
 
 
-def slots_text(n: int) -> str:
-    return "1 slot" if n == 1 else f"{n} slots"
+def slots_text(n: int, verb: str = "") -> str:
+    """`3 slots`, `1 slot`; with a verb, `3 slots fit`, `1 slot fits`."""
+    text = "1 slot" if n == 1 else f"{n} slots"
+    return f"{text} {verb}{'s' if n == 1 else ''}" if verb else text
+
+
+def default_weights(
+    gpu: Gpu, count: int = 1, gpu_memory_utilization: float = 0.92, model: ModelSpec | None = None
+) -> str:
+    """FP8 on GPUs with native FP8 (Ada, Hopper) when FP8 weights fit at all, else 4-bit AWQ."""
+    model = model or QWEN3_CODER_30B_A3B
+    room = count * (gpu.memory_bytes * gpu_memory_utilization - OVERHEAD_PER_GPU)
+    return "fp8" if gpu.fp8 and model.weight_bytes.get("fp8", room) < room else "awq"
 
 
 def plan_capacity(
@@ -203,9 +214,9 @@ def plan_capacity(
 ) -> CapacityPlan:
     """The capacity of `count` GPUs for `model`; `SevenfoldError` for inputs that make no sense.
 
-    `weights` defaults to FP8 on GPUs with native FP8 (Ada, Hopper), else 4-bit AWQ.
+    `weights` defaults to `default_weights(...)`.
     """
-    weights = weights or ("fp8" if gpu.fp8 else "awq")
+    weights = weights or default_weights(gpu, max(count, 1), gpu_memory_utilization, model)
     if count < 1 or slots < 1 or context < 1:
         raise SevenfoldError("--count, --slots and --context must be at least 1")
     if context > model.max_context:

@@ -286,7 +286,7 @@ def capacity(
     gpu: Annotated[str, typer.Option(help="GPU model, e.g. h100-80, a100-40, rtx4090-24, l40s-48.")],
     count: Annotated[int, typer.Option(help="GPUs (tensor parallel).")] = 1,
     weights: Annotated[
-        str | None, typer.Option(help="bf16, fp8 or awq (default: fp8 on Ada/Hopper, else awq).")
+        str | None, typer.Option(help="bf16, fp8 or awq (default: fp8 on Ada/Hopper if it fits, else awq).")
     ] = None,
     kv_cache_dtype: Annotated[str, typer.Option(help="auto (BF16) or fp8.")] = "auto",
     slots: Annotated[int, typer.Option(help="Sequences in flight at once.")] = 7,
@@ -305,16 +305,25 @@ def capacity(
     """
     from dataclasses import replace
 
-    from sevenfold.serving.capacity import OVERHEAD_WHAT, QWEN3_CODER_30B_A3B, KvDtype, load_model_config, plan_capacity
+    from sevenfold.serving.capacity import (
+        OVERHEAD_WHAT,
+        QWEN3_CODER_30B_A3B,
+        KvDtype,
+        default_weights,
+        load_model_config,
+        plan_capacity,
+    )
     from sevenfold.serving.hardware import GIB, find_gpu
 
     if kv_cache_dtype not in ("auto", "fp8"):
         raise SevenfoldError(f"--kv-cache-dtype must be auto or fp8 (got {kv_cache_dtype!r})")
+    if weights not in (None, "bf16", "fp8", "awq"):
+        raise SevenfoldError(f"--weights must be bf16, fp8 or awq (got {weights!r})")
     if weights_gib is not None and weights_gib <= 0:
         raise SevenfoldError(f"--weights-gib must be more than 0 (got {weights_gib})")
     card = find_gpu(gpu)
     model = load_model_config(model_config) if model_config else QWEN3_CODER_30B_A3B
-    chosen = weights or ("fp8" if card.fp8 else "awq")
+    chosen = weights or default_weights(card, max(count, 1), gpu_memory_utilization, model)
     if weights_gib is not None:
         model = replace(
             model, weight_bytes={**model.weight_bytes, chosen: int(weights_gib * GIB)}, weights_estimated=False

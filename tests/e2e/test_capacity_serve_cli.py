@@ -39,6 +39,9 @@ def test_serve_dry_run_prints_a_vllm_command_with_reasons(sevenfold_cli: Callabl
         (["serve", "--gpu", "auto", "--dry-run"], "nvidia-smi not found, so the GPUs cannot be detected: pass --gpu"),
         (["serve", "--gpu", "rtx4090", "--slots", "7", "--context", "65536"], "does not fit as asked"),
         (["serve", "--gpu", "h100"], "vllm is not installed here: `pip install vllm`"),
+        (["serve", "--gpu", "h100", "--context", "300000", "--dry-run"], "longer than"),
+        (["capacity", "--gpu", "a100-80", "--count", "3"], "--count 3: tensor parallelism needs a GPU count"),
+        (["capacity", "--gpu", "a100-80", "--weights", "fp8"], "--weights fp8 needs an Ada or Hopper GPU"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -50,3 +53,21 @@ def test_bad_input_is_one_line_and_exit_2(
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
+
+
+def test_serve_auto_uses_the_gpus_nvidia_smi_lists(
+    sevenfold_cli: Callable[..., list[str]], run_env: dict[str, str], tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nprintf 'NVIDIA A100-SXM4-80GB, 81920\\nNVIDIA A100-SXM4-80GB, 81920\\n'\n")
+    fake.chmod(0o755)
+    env = {**run_env, "PATH": str(bin_dir)}
+    result = _run(sevenfold_cli("serve", "--gpu", "auto", "--dry-run"), env=env)
+    assert result.returncode == 0, result.stderr
+    command = result.stdout.strip().splitlines()[-1]
+    assert command.startswith("vllm serve cpatonn/Qwen3-Coder-30B-A3B-Instruct-AWQ-4bit ")  # Ampere: no FP8
+    assert "--tensor-parallel-size 2" in command and "--kv-cache-dtype" not in command
+    too_many = _run(sevenfold_cli("serve", "--gpu", "auto", "--count", "4", "--dry-run"), env=env)
+    assert too_many.returncode == 2 and "--count 4, but nvidia-smi lists 2 a100-80" in too_many.stderr
