@@ -80,6 +80,7 @@ class Workspace:
         self.repo_path = Path(repo.working_tree_dir or ".").resolve()
         self.run_id = run_id
         self.worktrees_root = worktrees_root
+        self._pruned = False
         self.base_commit = repo.head.commit.hexsha
         self.dirty_paths = [
             line[3:] for line in repo.git.status("--porcelain", "--untracked-files=all").splitlines() if line
@@ -120,7 +121,9 @@ class Workspace:
             if await asyncio.to_thread((path / ".git").exists):
                 return Worktree(path, branch)
             await asyncio.to_thread(self.worktrees_root.mkdir, parents=True, exist_ok=True)
-            await self._git("worktree", "prune")
+            if not self._pruned:  # once per workspace: stale entries come from before this process started
+                await self._git("worktree", "prune")
+                self._pruned = True
             exists = await self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
             if exists.strip():
                 await self._git("worktree", "add", "--quiet", str(path), branch)
