@@ -1,17 +1,17 @@
-"""`sevenfold bench`: a serving benchmark with `vllm bench serve`'s definitions, against any OpenAI-compatible server.
+"""`sevenfold bench`: load at fixed concurrency against an OpenAI-compatible server, measured like `vllm bench serve`.
 
 For each concurrency level, `num_prompts` streaming chat requests are sent with
-at most that many in flight (like `vllm bench serve --max-concurrency`). Prompts
-are distinct random words (so the prefix cache does not flatter the numbers), of
-about `input_len` tokens. `ignore_eos` and `min_tokens` (vLLM sampling extras)
-make every reply `output_len` tokens long; a server that refuses them (HTTP 400)
-is asked again without, and the lengths are then the model's own.
+at most that many in flight (`vllm bench serve --max-concurrency`). Prompts are
+random words from a seeded generator, about `input_len` tokens each, and no two
+are alike, not even across levels: each starts with its own serial number, so
+the prefix cache cannot serve one request's prompt from another's and make the
+figures look better than a real workload's. `max_tokens`, `ignore_eos` and
+`min_tokens` (vLLM sampling extras) make every reply `output_len` tokens long.
 
-Per request: TTFT (first content token), ITL (gaps between content chunks),
-TPOT ((end-to-end - TTFT) / (output tokens - 1)) and end-to-end latency. Per
-level: request, output-token and total-token throughput over the level's wall
-time; mean, median and p99 of each latency; scaling efficiency =
-throughput(c) / (c x throughput(1)).
+Before the levels one test request, with a prompt of its own, checks the whole
+path (as `vllm bench serve` does). If the server refuses the extras with HTTP
+400 the run goes on without them and the report says the lengths were not
+forced. The figures and their definitions are in `bench_metrics`.
 """
 
 from __future__ import annotations
@@ -19,244 +19,218 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from sevenfold.errors import SevenfoldError
+from sevenfold.errors import ModelNotServedError, ServerError, ServerUnreachableError, SettingsError
+from sevenfold.serving.bench_metrics import BenchReport, LevelResult, RequestResult, set_scaling_efficiency, summarize
 
-_WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "merge",
-    "branch",
-    "commit",
-    "review",
-    "worker",
-    "planner",
-    "verify",
-    "token",
-    "slot",
-    "cache",
-]
+# Short common words: one token each for a BPE tokenizer like Qwen's, and for the simulator's.
+_WORD_TEXT = (
+    "the of and to in is it that for on with as was at by be this from or have not are but had "
+    "which one you were all we can her has there been if more when will would who so no out up "
+    "into do than time only new some could these two may then first any like now my such make "
+    "over our even most me state after also made many did must before back see thing way where"
+)
+_WORDS = _WORD_TEXT.split()
+_TEMPLATE_TOKENS = 8  # the chat template's own tokens around one user message, about
+CONNECT_TIMEOUT_S = 5.0
 
 
-@dataclass
-class RequestResult:
-    ok: bool
-    ttft_s: float = 0.0
-    e2e_s: float = 0.0
-    itl_s: list[float] = field(default_factory=list)
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    error: str = ""
+def parse_concurrency(text: str) -> list[int]:
+    """'1,2,4,8' -> [1, 2, 4, 8] (duplicates dropped); `SettingsError` for anything but positive integers."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise SettingsError(f"--concurrency must be positive integers separated by commas, e.g. 1,2,4,8 (got {text!r})")
+    return list(dict.fromkeys(values))
 
 
-@dataclass
-class LevelResult:
-    """One concurrency level's figures (latencies in milliseconds)."""
-
-    concurrency: int
-    completed: int
-    failed: int
-    duration_s: float
-    request_throughput: float
-    output_throughput: float
-    total_token_throughput: float
-    ttft_ms: dict[str, float]
-    tpot_ms: dict[str, float]
-    itl_ms: dict[str, float]
-    e2el_ms: dict[str, float]
-    scaling_efficiency: float | None = None
+def make_prompts(count: int, input_len: int, rng: random.Random, first_serial: int = 0) -> list[str]:
+    """`count` distinct prompts of about `input_len` tokens once the chat template is added."""
+    words = max(1, input_len - _TEMPLATE_TOKENS - 2)
+    return [f"{first_serial + i}: " + " ".join(rng.choice(_WORDS) for _ in range(words)) for i in range(count)]
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"mean": 0.0, "median": 0.0, "p99": 0.0}
-    ordered = sorted(v * 1000 for v in values)
-    rank = max(0, min(len(ordered) - 1, round(0.99 * (len(ordered) - 1))))
-    return {
-        "mean": round(statistics.fmean(ordered), 3),
-        "median": round(statistics.median(ordered), 3),
-        "p99": round(ordered[rank], 3),
-    }
+async def find_model(
+    session: aiohttp.ClientSession, base_url: str, model: str | None, headers: dict[str, str]
+) -> tuple[str, str]:
+    """The model to load (default: the first served) and what /version says.
+
+    Raises `ServerUnreachableError` if nothing answers within the connect
+    timeout, `ModelNotServedError` naming the served models if `model` is not
+    one of them, `ServerError` if /models is not an OpenAI model list.
+    """
+    quick = aiohttp.ClientTimeout(total=3 * CONNECT_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+    try:
+        async with session.get(f"{base_url}/models", headers=headers, timeout=quick) as response:
+            if response.status != 200:
+                hint = "" if base_url.endswith("/v1") else f"; did you mean {base_url}/v1?"
+                raise ServerError(f"{base_url}/models answered HTTP {response.status}{hint}")
+            body = await response.json(content_type=None)
+        server = ""
+        async with session.get(f"{base_url.removesuffix('/v1')}/version", timeout=quick) as response:
+            if response.status == 200:
+                server = (await response.text()).strip()[:200]
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise ServerUnreachableError(
+            f"no model server at {base_url} ({type(exc).__name__}); start vLLM or `sevenfold sim`, or fix --base-url"
+        ) from None
+    except ValueError:
+        raise ServerError(f"{base_url}/models did not answer JSON; is this an OpenAI-compatible server?") from None
+    cards = body.get("data") if isinstance(body, dict) else None
+    served = [str(c.get("id")) for c in cards or [] if isinstance(c, dict)]
+    wanted = model or (served[0] if served else "")
+    if wanted not in served:
+        raise ModelNotServedError(
+            f"the server at {base_url} does not serve {wanted!r} (it serves: {', '.join(served) or 'nothing'}); "
+            "pass one with --model"
+        )
+    return wanted, server
 
 
-def summarize(concurrency: int, results: list[RequestResult], duration_s: float) -> LevelResult:
-    """A level's figures from its requests (the definitions of vLLM's benchmarks/serve.py)."""
-    done = [r for r in results if r.ok]
-    output = sum(r.output_tokens for r in done)
-    prompt = sum(r.prompt_tokens for r in done)
-    tpot = [(r.e2e_s - r.ttft_s) / (r.output_tokens - 1) for r in done if r.output_tokens > 1]
-    return LevelResult(
-        concurrency=concurrency,
-        completed=len(done),
-        failed=len(results) - len(done),
-        duration_s=round(duration_s, 3),
-        request_throughput=round(len(done) / duration_s, 3) if duration_s else 0.0,
-        output_throughput=round(output / duration_s, 2) if duration_s else 0.0,
-        total_token_throughput=round((output + prompt) / duration_s, 2) if duration_s else 0.0,
-        ttft_ms=_stats([r.ttft_s for r in done]),
-        tpot_ms=_stats(tpot),
-        itl_ms=_stats([gap for r in done for gap in r.itl_s]),
-        e2el_ms=_stats([r.e2e_s for r in done]),
-    )
+class LoadGenerator:
+    """Streams chat requests to one model and times them."""
 
-
-def make_prompts(count: int, input_len: int, seed: int) -> list[str]:
-    """Distinct prompts of about `input_len` tokens (a word and its space are about one token)."""
-    rng = random.Random(seed)
-    return [f"Request {i}: " + " ".join(rng.choice(_WORDS) for _ in range(max(1, input_len - 4))) for i in range(count)]
-
-
-class Bench:
-    """A client for one server and model."""
-
-    def __init__(self, base_url: str, model: str | None, api_key: str = "EMPTY", timeout_s: float = 600) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, model: str, headers: dict[str, str], output_len: int
+    ) -> None:
+        self.session = session
+        self.url = f"{base_url}/chat/completions"
         self.model = model
-        self.headers = {"Authorization": f"Bearer {api_key}"}
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5)
+        self.headers = headers
+        self.output_len = output_len
         self.force_lengths = True
 
-    async def check(self, session: aiohttp.ClientSession) -> str:
-        """The model to use; `SevenfoldError` in one line if the server is unreachable or does not serve it."""
-        try:
-            async with session.get(f"{self.base_url}/models", headers=self.headers) as response:
-                served = [m["id"] for m in (await response.json()).get("data", [])]
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise SevenfoldError(f"no model server at {self.base_url} ({type(exc).__name__})") from None
-        model = self.model or (served[0] if served else "")
-        if model not in served:
-            raise SevenfoldError(f"{self.base_url} does not serve {model!r} (it serves: {', '.join(served)})")
-        return model
-
-    async def one(self, session: aiohttp.ClientSession, model: str, prompt: str, output_len: int) -> RequestResult:
+    def body(self, prompt: str) -> dict[str, Any]:
+        """The request for one prompt, with vLLM's length extras while the server takes them."""
         body: dict[str, Any] = {
-            "model": model,
+            "model": self.model,
             "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": output_len,
+            "max_tokens": self.output_len,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         if self.force_lengths:
-            body |= {"ignore_eos": True, "min_tokens": output_len}
-        started = time.perf_counter()
+            body |= {"ignore_eos": True, "min_tokens": self.output_len}
+        return body
+
+    async def request(self, prompt: str) -> RequestResult:
+        """Send one prompt and time its stream; a failure is a result with `ok=False`, never an exception."""
         result = RequestResult(ok=False)
-        last = 0.0
+        first = last_token = last_choice = None
+        started = time.perf_counter()
         try:
-            async with session.post(f"{self.base_url}/chat/completions", json=body, headers=self.headers) as response:
-                if response.status == 400 and self.force_lengths:
-                    self.force_lengths = False  # not vLLM: the model's own lengths from now on
-                    return await self.one(session, model, prompt, output_len)
+            async with self.session.post(self.url, json=self.body(prompt), headers=self.headers) as response:
                 if response.status != 200:
-                    return RequestResult(ok=False, error=f"HTTP {response.status}")
+                    result.error = f"HTTP {response.status}: {_error_message(await response.text())}"
+                    return result
                 async for raw in response.content:
-                    line = raw.decode().strip()
-                    if not line.startswith("data:") or line == "data: [DONE]":
+                    line = raw.strip()
+                    if not line.startswith(b"data:"):
+                        continue  # blank separators and SSE comments
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        break
+                    now = time.perf_counter()
+                    chunk = json.loads(data)
+                    if usage := chunk.get("usage"):
+                        result.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                        result.output_tokens = int(usage.get("completion_tokens") or 0)
+                    if not chunk.get("choices"):
                         continue
-                    chunk = json.loads(line[5:])
-                    if chunk.get("usage"):
-                        result.prompt_tokens = chunk["usage"].get("prompt_tokens", 0)
-                        result.output_tokens = chunk["usage"].get("completion_tokens", 0)
-                    choices = chunk.get("choices") or [{}]
-                    if (choices[0].get("delta") or {}).get("content"):
-                        now = time.perf_counter() - started
-                        if result.ttft_s == 0.0:
-                            result.ttft_s = now
+                    last_choice = now
+                    delta = chunk["choices"][0].get("delta") or {}
+                    if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
+                        if first is None:
+                            first = now
                         else:
-                            result.itl_s.append(now - last)
-                        last = now
+                            result.itl_s.append(now - (last_token or now))
+                        last_token = now
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return RequestResult(ok=False, error=type(exc).__name__)
-        result.e2e_s = time.perf_counter() - started
-        result.ok = result.ttft_s > 0
+            result.error = f"{type(exc).__name__}: {exc}"[:200]
+            return result
+        if first is None or last_choice is None:
+            result.error = "the stream carried no tokens"
+            return result
+        result.ok = True
+        result.ttft_s = first - started
+        result.e2e_s = last_choice - started
+        if not result.output_tokens:  # no usage chunk: count chunks, which undercounts if they carry several tokens
+            result.output_tokens = len(result.itl_s) + 1
         return result
 
-    async def level(
-        self, session: aiohttp.ClientSession, model: str, concurrency: int, prompts: list[str], output_len: int
-    ) -> LevelResult:
-        """All prompts with at most `concurrency` in flight."""
+    async def check(self, prompt: str) -> None:
+        """One test request before the levels; drops the length extras if the server refuses them.
+
+        Raises `ServerError` with the server's message if the request fails even without them.
+        """
+        result = await self.request(prompt)
+        if not result.ok and result.error.startswith("HTTP 400"):
+            self.force_lengths = False
+            result = await self.request(prompt)
+        if not result.ok:
+            raise ServerError(f"the test request to {self.url} failed: {result.error}")
+        if self.force_lengths and result.output_tokens != self.output_len:
+            self.force_lengths = False  # the server took the extras but ignored them
+
+    async def level(self, concurrency: int, prompts: list[str]) -> LevelResult:
+        """All prompts with at most `concurrency` in flight; figures over the level's wall time."""
         gate = asyncio.Semaphore(concurrency)
 
         async def send(prompt: str) -> RequestResult:
             async with gate:
-                return await self.one(session, model, prompt, output_len)
+                return await self.request(prompt)
 
         started = time.perf_counter()
         results = await asyncio.gather(*(send(p) for p in prompts))
         return summarize(concurrency, list(results), time.perf_counter() - started)
 
 
+def _error_message(text: str) -> str:
+    try:
+        message = json.loads(text)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = text
+    return " ".join(str(message).split())[:200]
+
+
 async def run_bench(
     base_url: str,
     concurrencies: list[int],
+    *,
     model: str | None = None,
     api_key: str = "EMPTY",
     input_len: int = 512,
     output_len: int = 128,
     num_prompts: int = 32,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Every level's figures, plus what was measured against (for --json)."""
-    bench = Bench(base_url, model, api_key)
-    connector = aiohttp.TCPConnector(limit=max(concurrencies) + 4)
-    async with aiohttp.ClientSession(connector=connector, timeout=bench.timeout) as session:
-        served = await bench.check(session)
-        levels = []
+    on_level: Callable[[LevelResult], None] | None = None,
+) -> BenchReport:
+    """Run every level in order, calling `on_level` as each finishes.
+
+    Raises `ServerUnreachableError`, `ModelNotServedError` or `ServerError`
+    (from `find_model` and the test request) before any level starts.
+    """
+    base_url = base_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {api_key}"}
+    rng = random.Random(seed)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=300)
+    connector = aiohttp.TCPConnector(limit=max(concurrencies) + 1)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        served, server = await find_model(session, base_url, model, headers)
+        load = LoadGenerator(session, base_url, served, headers, output_len)
+        await load.check(make_prompts(1, input_len, rng, first_serial=10**6)[0])
+        report = BenchReport(base_url, served, server, input_len, output_len, num_prompts, seed, load.force_lengths)
         for index, concurrency in enumerate(concurrencies):
-            prompts = make_prompts(num_prompts, input_len, seed + index * 7919)
-            levels.append(await bench.level(session, served, concurrency, prompts, output_len))
-    base = next((lv for lv in levels if lv.concurrency == 1), None)
-    for lv in levels:
-        if base and base.request_throughput:
-            lv.scaling_efficiency = round(lv.request_throughput / (lv.concurrency * base.request_throughput), 3)
-    return {
-        "base_url": base_url,
-        "model": served,
-        "input_len": input_len,
-        "output_len": output_len,
-        "num_prompts": num_prompts,
-        "lengths_forced": bench.force_lengths,
-        "levels": [asdict(lv) for lv in levels],
-    }
-
-
-def parse_concurrency(text: str) -> list[int]:
-    """'1,2,4,8' -> [1, 2, 4, 8]; `SevenfoldError` for anything else."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SevenfoldError(f"--concurrency must be positive integers separated by commas (got {text!r})") from None
-    if not values or min(values) < 1:
-        raise SevenfoldError(f"--concurrency must be positive integers separated by commas (got {text!r})")
-    return values
-
-
-def plot(report: dict[str, Any], path: str) -> None:
-    """A PNG of output throughput and median ITL against concurrency."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SevenfoldError("--plot needs matplotlib: pip install 'sevenfold[bench]'") from None
-    levels = report["levels"]
-    xs = [lv["concurrency"] for lv in levels]
-    figure, left = plt.subplots(figsize=(7, 4))
-    left.plot(xs, [lv["output_throughput"] for lv in levels], "o-", color="tab:blue")
-    left.set_xlabel("requests in flight")
-    left.set_ylabel("output tokens/s", color="tab:blue")
-    right = left.twinx()
-    right.plot(xs, [lv["itl_ms"]["median"] for lv in levels], "s--", color="tab:red")
-    right.set_ylabel("median ITL (ms)", color="tab:red")
-    left.set_title(f"{report['model']} at {report['base_url']}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+            prompts = make_prompts(num_prompts, input_len, rng, first_serial=index * num_prompts)
+            report.levels.append(await load.level(concurrency, prompts))
+            if on_level:
+                on_level(report.levels[-1])
+    set_scaling_efficiency(report.levels)
+    return report

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sevenfold.errors import SevenfoldError
 from sevenfold.settings import Settings
@@ -412,42 +413,62 @@ def serve(
 def bench(
     base_url: Annotated[str, typer.Option(help="OpenAI-compatible server, e.g. http://gpu-box:8000/v1.")],
     concurrency: Annotated[
-        str, typer.Option(help="Requests in flight, one level each: e.g. 1,2,4,7,8,16.")
-    ] = "1,2,4,7",
-    model: Annotated[str | None, typer.Option(help="Model (default: the first the server lists).")] = None,
+        str, typer.Option(help="Requests in flight, one level each, e.g. 1,2,4,7,8,16 (include 1 for scaling).")
+    ] = "1,2,4,7,8,16",
+    model: Annotated[str | None, typer.Option(help="Model to load (default: the first the server lists).")] = None,
     api_key: Annotated[str, typer.Option(help="API key, if the server wants one.")] = "EMPTY",
-    input_len: Annotated[int, typer.Option(help="Prompt tokens per request (about).", min=1)] = 512,
+    input_len: Annotated[int, typer.Option(help="Prompt tokens per request, about.", min=1)] = 512,
     output_len: Annotated[int, typer.Option(help="Output tokens per request.", min=1)] = 128,
-    num_prompts: Annotated[int, typer.Option(help="Requests per level.", min=1)] = 32,
-    seed: Annotated[int, typer.Option(help="Seed for the prompts.")] = 0,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure here.")] = None,
-    plot_path: Annotated[Path | None, typer.Option("--plot", help="PNG of throughput and ITL by concurrency.")] = None,
+    num_prompts: Annotated[int, typer.Option(help="Requests per concurrency level.", min=1)] = 32,
+    seed: Annotated[int, typer.Option(help="Seed for the random prompts.")] = 0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure here as JSON.")] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of output throughput and median ITL by concurrency.")
+    ] = None,
 ) -> None:
-    """Measure a server like `vllm bench serve`: throughput, TTFT, TPOT, ITL, latency, scaling by concurrency."""
+    """Measure a server like `vllm bench serve`: throughput, TTFT, TPOT, ITL and latency at each concurrency."""
     import json
 
-    from sevenfold.serving.bench import parse_concurrency, plot, run_bench
+    from rich.console import Console
+
+    from sevenfold.errors import SettingsError
+    from sevenfold.serving.bench import parse_concurrency, run_bench
+    from sevenfold.serving.bench_metrics import LevelResult
+    from sevenfold.serving.bench_report import bench_notes, bench_table, plot_report, require_matplotlib
 
     levels = parse_concurrency(concurrency)
-    report = asyncio.run(run_bench(base_url, levels, model, api_key, input_len, output_len, num_prompts, seed))
-    print(
-        f"{report['model']} at {report['base_url']}, {num_prompts} requests a level, ~{input_len} in / {output_len} out"
-    )
-    print("  c  req/s   out tok/s  TTFT med/p99 ms   TPOT med ms  ITL med/p99 ms   E2E med ms  scaling  failed")
-    for lv in report["levels"]:
-        scaling = "-" if lv["scaling_efficiency"] is None else f"{lv['scaling_efficiency']:.2f}"
-        print(
-            f"{lv['concurrency']:>3} {lv['request_throughput']:>6.2f} {lv['output_throughput']:>10.1f}"
-            f" {lv['ttft_ms']['median']:>8.1f}/{lv['ttft_ms']['p99']:<8.1f} {lv['tpot_ms']['median']:>10.2f}"
-            f" {lv['itl_ms']['median']:>7.2f}/{lv['itl_ms']['p99']:<7.2f} {lv['e2el_ms']['median']:>11.1f}"
-            f" {scaling:>8} {lv['failed']:>7}"
-        )
-    if not report["lengths_forced"]:
-        print("note: the server refused ignore_eos/min_tokens, so output lengths are the model's own")
-    if json_path:
-        json_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
     if plot_path:
-        plot(report, str(plot_path))
+        require_matplotlib()  # before the run, not after it
+    for option, path in (("--json", json_path), ("--plot", plot_path)):
+        if path and not path.parent.is_dir():
+            raise SettingsError(f"{option}: folder {path.parent} does not exist")
+
+    def progress(level: LevelResult) -> None:
+        console.print(f"c={level.concurrency}: {level.completed} requests in {level.duration_s:.1f} s", highlight=False)
+
+    report = asyncio.run(
+        run_bench(
+            base_url,
+            levels,
+            model=model,
+            api_key=api_key,
+            input_len=input_len,
+            output_len=output_len,
+            num_prompts=num_prompts,
+            seed=seed,
+            on_level=progress,
+        )
+    )
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)  # a file or pipe: keep one row per line
+    out.print(bench_table(report))
+    for note in bench_notes(report):
+        out.print(f"note: {note}", highlight=False)
+    if json_path:
+        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    if plot_path:
+        plot_report(report, plot_path)
 
 
 def _with_progress(
@@ -484,7 +505,8 @@ def main() -> None:
     try:
         app()
     except SevenfoldError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # Escaped: messages hold user text and brackets ("sevenfold[bench]") that are not rich markup.
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -1,49 +1,114 @@
-"""The serving benchmark against the simulator: every figure, and throughput that stops rising at max_num_seqs."""
+"""`sevenfold bench` against real HTTP servers: vLLM's figures, and throughput that stops rising at max_num_seqs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+from aiohttp import web
 
-from sevenfold.errors import SevenfoldError
-from sevenfold.serving.bench import RequestResult, parse_concurrency, run_bench, summarize
+from sevenfold.serving.bench import run_bench
+from sevenfold.serving.bench_metrics import RequestResult, percentile, set_scaling_efficiency, summarize
 from sevenfold.sim.runner import BackgroundSimulator
 
 
 def test_figures_follow_vllm_definitions_on_hand_made_timings() -> None:
     requests = [
-        RequestResult(ok=True, ttft_s=0.1, e2e_s=1.1, itl_s=[0.25] * 4, prompt_tokens=10, output_tokens=5),
+        RequestResult(ok=True, ttft_s=0.1, e2e_s=1.1, itl_s=[0.2, 0.3, 0.2, 0.3], prompt_tokens=10, output_tokens=5),
         RequestResult(ok=True, ttft_s=0.3, e2e_s=2.3, itl_s=[0.5] * 4, prompt_tokens=10, output_tokens=5),
-        RequestResult(ok=False, error="HTTP 500"),
+        RequestResult(ok=True, ttft_s=0.2, e2e_s=0.2, prompt_tokens=10, output_tokens=1),
+        RequestResult(ok=False, error="HTTP 500: busy"),
     ]
     level = summarize(2, requests, duration_s=2.5)
-    assert (level.completed, level.failed) == (2, 1)
-    assert level.request_throughput == 0.8 and level.output_throughput == 4.0 and level.total_token_throughput == 12.0
-    assert level.ttft_ms == {"mean": 200.0, "median": 200.0, "p99": 300.0}
-    assert level.tpot_ms["mean"] == 375.0  # (1.0 / 4 + 2.0 / 4) / 2, first token excluded
-    assert level.itl_ms["median"] == 375.0 and level.e2el_ms["p99"] == 2300.0
+    assert (level.completed, level.failed, level.first_error) == (3, 1, "HTTP 500: busy")
+    assert (level.total_input_tokens, level.total_output_tokens) == (30, 11)
+    assert level.request_throughput == pytest.approx(3 / 2.5)  # completed requests over the level's wall time
+    assert level.output_throughput == pytest.approx(11 / 2.5)
+    assert level.total_token_throughput == pytest.approx(41 / 2.5)
+    # TTFT 100, 300, 200 ms; p99 interpolates between the two largest: 200 + 0.98 x 100.
+    assert (level.ttft_ms.mean, level.ttft_ms.median, level.ttft_ms.p99) == pytest.approx((200, 200, 298))
+    # TPOT excludes the first token, (e2e - ttft) / (tokens - 1): 1.0 / 4 and 2.0 / 4; a 1-token reply has none.
+    assert (level.tpot_ms.mean, level.tpot_ms.median, level.tpot_ms.p99) == pytest.approx((375, 375, 497.5))
+    # ITL pools every gap of every request (not a mean per request): median of .2 .2 .3 .3 .5 .5 .5 .5.
+    assert (level.itl_ms.mean, level.itl_ms.median) == pytest.approx((375, 400))
+    assert (level.e2el_ms.median, level.e2el_ms.p99) == pytest.approx((1100, 2276))
+    set_scaling_efficiency([level])
+    assert level.scaling_efficiency is None  # no concurrency-1 level to compare with
 
 
-def test_bad_concurrency_lists_are_refused() -> None:
-    assert parse_concurrency("1, 2,4") == [1, 2, 4]
-    for text in ("1,x", "0", ""):
-        with pytest.raises(SevenfoldError, match="--concurrency must be positive integers"):
-            parse_concurrency(text)
+def test_percentiles_interpolate_like_numpy() -> None:
+    np = pytest.importorskip("numpy")
+    values = [0.013, 0.5, 0.021, 0.7, 0.0, 0.33, 0.33, 1.25, 0.041]
+    for p in (0, 1, 50, 90, 99, 100):
+        assert percentile(values, p) == pytest.approx(float(np.percentile(values, p)))
+    assert percentile([], 99) == 0.0
 
 
 async def test_throughput_rises_with_concurrency_up_to_max_num_seqs(
     start_sim: Callable[..., BackgroundSimulator],
 ) -> None:
-    sim = start_sim(profile="h100-fp8", max_num_seqs=4, time_scale=10)
+    sim = start_sim(profile="h100-fp8", max_num_seqs=4, time_scale=4)
     report = await run_bench(sim.base_url, [1, 2, 4, 8], input_len=64, output_len=40, num_prompts=8)
-    levels = {lv["concurrency"]: lv for lv in report["levels"]}
-    assert report["lengths_forced"] and all(lv["failed"] == 0 and lv["completed"] == 8 for lv in levels.values())
+    assert report.lengths_forced and report.model == sim.model and "sevenfold-sim" in report.server
+    levels = {lv.concurrency: lv for lv in report.levels}
     for lv in levels.values():
-        assert lv["output_throughput"] > 0 and lv["ttft_ms"]["p99"] > 0 and lv["tpot_ms"]["median"] > 0
-        assert lv["output_throughput"] == pytest.approx(lv["request_throughput"] * 40, rel=0.01)  # 40 tokens each
-    throughput = {c: lv["request_throughput"] for c, lv in levels.items()}
+        assert (lv.completed, lv.failed) == (8, 0)
+        assert lv.total_output_tokens == 8 * 40  # ignore_eos + min_tokens: exactly output_len each
+        assert lv.total_input_tokens > 8 * 50
+        figures = [lv.request_throughput, lv.output_throughput, lv.total_token_throughput]
+        for stats in (lv.ttft_ms, lv.tpot_ms, lv.itl_ms, lv.e2el_ms):
+            figures += [stats.mean, stats.median, stats.p99]
+        assert min(figures) > 0, lv
+    throughput = {c: lv.request_throughput for c, lv in levels.items()}
     assert throughput[1] < throughput[2] < throughput[4]
-    assert throughput[8] < 1.3 * throughput[4]  # only 4 sequences run at once; the rest queue
-    assert levels[8]["ttft_ms"]["median"] > levels[4]["ttft_ms"]["median"]
-    assert levels[1]["scaling_efficiency"] == 1.0 and levels[8]["scaling_efficiency"] < 0.7
+    assert throughput[8] < 1.3 * throughput[4]  # only 4 sequences run at once: the rest wait in the queue
+    assert levels[8].ttft_ms.median > levels[4].ttft_ms.median  # and that wait is time to first token
+    assert levels[1].scaling_efficiency == 1.0
+    assert levels[8].scaling_efficiency is not None and levels[8].scaling_efficiency < 0.7
+
+
+@pytest.fixture
+async def server_without_vllm_extras() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
+    """An OpenAI-compatible server that refuses `ignore_eos`/`min_tokens` with 400 and streams three tokens."""
+    bodies: list[dict[str, object]] = []
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "other/model"}]})
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        bodies.append(body)
+        if "ignore_eos" in body or "min_tokens" in body:
+            return web.json_response({"error": {"message": "unknown field ignore_eos", "code": 400}}, status=400)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunks = [{"choices": [{"delta": {"role": "assistant"}}]}]
+        chunks += [{"choices": [{"delta": {"content": word}}]} for word in ("a", " b", " c")]
+        chunks += [{"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 3}}]
+        for chunk in chunks:
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1", bodies
+    await runner.cleanup()
+
+
+async def test_a_server_that_refuses_vllm_extras_is_measured_without_them(
+    server_without_vllm_extras: tuple[str, list[dict[str, object]]],
+) -> None:
+    base_url, bodies = server_without_vllm_extras
+    report = await run_bench(base_url, [2], output_len=50, num_prompts=4)
+    assert not report.lengths_forced and report.model == "other/model"
+    (level,) = report.levels
+    assert (level.completed, level.failed, level.total_output_tokens) == (4, 0, 12)
+    assert level.scaling_efficiency is None
+    assert len(bodies) == 2 + 4  # the test request twice (with, then without the extras), then the level
+    assert all("ignore_eos" not in body and body["max_tokens"] == 50 for body in bodies[1:])
