@@ -30,6 +30,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr
 
+from sevenfold.errors import ServerWentAwayError
 from sevenfold.llm.cleanup import CallStats, StreamCleaner, move_thinking, recover_in_message
 from sevenfold.llm.limiter import SlotLimiter
 from sevenfold.llm.thinking import thinking_capability
@@ -56,6 +57,24 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (502, 503, 504)
     return any(cls.__name__ in _TRANSPORT_ERRORS for cls in type(exc).__mro__)
+
+
+def went_away(exc: BaseException) -> bool:
+    """Whether a request failed because nothing accepts connections any more (not a slow or failing answer)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return False
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    return any(cls.__name__ in ("ConnectError", "ClientConnectorError") for cls in type(exc).__mro__)
+
+
+def gone_error(exc: BaseException, role: str) -> ServerWentAwayError:
+    """The one-line error a node raises when the server went away under it (the run stops and can be resumed)."""
+    cause = exc.__cause__ or exc
+    return ServerWentAwayError(
+        f"the model server stopped accepting connections during the {role}'s request "
+        f"({type(cause).__name__}), after retries"
+    )
 
 
 def _rejects_vllm_extras(exc: BaseException) -> bool:

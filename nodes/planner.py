@@ -8,6 +8,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
+from sevenfold.errors import ServerError
+from sevenfold.llm.chat import gone_error, went_away
 from sevenfold.llm.thinking import thinking_capability
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
@@ -64,6 +66,7 @@ def make_planner(base: Team) -> TeamNode:
         team = await base.current()
         settings = team.settings
         round_number = state.get("round", 0) + 1
+        emit("planning", round=round_number)
         model_name = settings.model_for("planner")
         reason_first = settings.planner.thinking and thinking_capability(model_name) == "none"
         system = render("planner_system", max_parallel=settings.endpoint_for("worker").slots, reason_first=reason_first)
@@ -84,7 +87,14 @@ def make_planner(base: Team) -> TeamNode:
         plan: Plan | None = None
         reason = ""
         for _ in range(settings.plan_attempts):
-            reply = await model.ainvoke(messages)
+            try:
+                reply = await model.ainvoke(messages)
+            except Exception as exc:  # without a plan the round cannot start: stop here, resumable
+                if went_away(exc):
+                    raise gone_error(exc, "planner") from exc
+                raise ServerError(
+                    f"the planner's model request failed after retries: {type(exc).__name__}: {exc}"[:300]
+                ) from exc
             assert isinstance(reply, AIMessage)
             plan, reason, call_id = _plan_from(reply)
             if plan is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from sevenfold.llm.chat import gone_error, went_away
 from sevenfold.nodes.dispatch import next_workers, round_reports
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
@@ -23,11 +24,13 @@ def make_reviewer(base: Team) -> TeamNode:
     async def reviewer(state: TeamState) -> dict[str, Any]:
         team = await base.current()
         round_number = state["round"]
+        emit("merging", round=round_number)
         workspace = await team.workspace(state["repo"], state["run_id"])
         # Each round integrates on its own branch, starting from the previous round's result.
         integration = await workspace.ensure_worktree(
             f"{INTEGRATION}.r{round_number}", state.get("round_base") or state["base_commit"]
         )
+        await workspace.recover(integration.path, "HEAD")  # a merge or test run a crash cut short
         review_data = state.get("review") or {}
         previous = from_state(Review, review_data) if review_data.get("round") == round_number else None
         merged = list(previous.merged) if previous else []
@@ -91,6 +94,8 @@ def make_reviewer(base: Team) -> TeamNode:
             reply = await team.model("reviewer").ainvoke(messages)
             review.notes = str(reply.content).strip()
         except Exception as exc:  # a review is advice; the tests decide
+            if went_away(exc):
+                raise gone_error(exc, "reviewer") from exc
             review.notes = f"(no review: the reviewer's model request failed: {type(exc).__name__})"
         emit("review_ready", round=round_number, notes=review.notes[:500])
         return {**update, "review": to_state(review)}

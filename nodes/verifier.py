@@ -26,6 +26,7 @@ def make_verifier(base: Team) -> TeamNode:
         integration = await workspace.ensure_worktree(
             f"integration.r{state['round']}", state.get("round_base") or state["base_commit"]
         )
+        await workspace.recover(integration.path, "HEAD")  # a merge or test run a crash cut short
         emit("tests_started", round=state["round"])
         result = await run_tests(Path(integration.path), team.settings.tools)
         emit("tests_finished", round=state["round"], ok=result.ok, summary=result.summary())

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
+from sevenfold.llm.chat import gone_error, went_away
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
 from sevenfold.nodes.repo_map import repo_map
@@ -27,6 +28,7 @@ from sevenfold.nodes.team import Team
 from sevenfold.nodes.tool_calls import MAX_REJECTED_TURNS, check_call, count_repairs
 from sevenfold.state.models import WorkerReport, to_state
 from sevenfold.state.team import WorkerState
+from sevenfold.tools.toolset import READ_ONLY_TOOLS
 
 HEARTBEAT_S = 10.0
 """Seconds between heartbeat events while tools run (a proxy in front must never see 15 s of silence)."""
@@ -91,6 +93,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
 
     async def agent(state: WorkerState) -> dict[str, Any]:
         team = await base.current()
+        await _recover(team, state)
         settings = team.settings
         spent = state.get("prompt_tokens", 0) + state.get("completion_tokens", 0)
         if state.get("steps", 0) >= settings.worker_max_steps or spent >= settings.worker_max_tokens:
@@ -104,6 +107,8 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         try:
             reply = await model.ainvoke(state["messages"], extra_headers={"X-Sevenfold-Subtask": _key(state)})
         except Exception as exc:  # the client already retried; the server is not answering usefully
+            if went_away(exc):  # not this worker's failure: stop the run, to be resumed when the server is back
+                raise gone_error(exc, "worker") from exc
             return {
                 "status": "failed",
                 "errors": [*state.get("errors", []), f"model request failed: {type(exc).__name__}: {exc}"[:500]],
@@ -118,6 +123,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
 
     async def act(state: WorkerState) -> dict[str, Any]:
         team = await base.current()
+        await _recover(team, state)
         reply = state["messages"][-1]
         assert isinstance(reply, AIMessage)
         tools = team.toolset(state["worktree"]).tools
@@ -153,7 +159,10 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
                 )
             )
         results = await _with_heartbeat(asyncio.gather(*(call(c) for c in runnable)), key)
-        update = count_repairs(state, len(runnable), len(refused), reply)
+        update: dict[str, Any] = count_repairs(state, len(runnable), len(refused), reply)
+        if any(c["name"] not in READ_ONLY_TOOLS for c in runnable):
+            workspace = await team.workspace(state["repo"], state["run_id"])
+            update["tree"] = await workspace.snapshot(Path(state["worktree"]))
         if update["rejected_turns"] >= MAX_REJECTED_TURNS:
             update["status"] = "failed"
             update["errors"] = [
@@ -168,6 +177,8 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
 
     async def finish(state: WorkerState) -> dict[str, Any]:
         team = await base.current()
+        if state.get("worktree"):
+            await _recover(team, state)
         key = _key(state)
         status = state.get("status") or "done"
         errors = list(state.get("errors", []))
@@ -218,6 +229,13 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         return {"reports": [to_state(report)]}
 
     return setup, agent, act, finish
+
+
+async def _recover(team: Team, state: WorkerState) -> None:
+    """The first step of a worker in this process puts its files back to the last checkpointed step's."""
+    workspace = await team.workspace(state["repo"], state["run_id"])
+    if await workspace.recover(Path(state["worktree"]), state.get("tree") or state["base"]):
+        emit("worktree_restored", subtask=_key(state))
 
 
 def route_worker(state: WorkerState) -> Literal["act", "finish"]:

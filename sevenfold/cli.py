@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -119,6 +120,8 @@ def _finish(result: RunResult) -> None:
         print(f"result branch: {result.result_branch}")
     if result.report_path:
         print(f"report: {result.report_path}")
+    if result.stopped_by:
+        print(f"stopped: {result.stopped_by}")
     if result.status == "incomplete":
         print(f"resume with: sevenfold resume {result.run_id}")
     if result.status == "awaiting_approval" and result.waiting_for is not None:
@@ -129,8 +132,6 @@ def _finish(result: RunResult) -> None:
 
 
 def _show_plan(run_id: str, run_dir: Path, waiting: dict[str, Any]) -> None:
-    import json
-
     plan = waiting.get("plan") or {}
     print(f"round {waiting.get('round')} plan, waiting for approval: {plan.get('summary', '')}")
     for subtask in plan.get("subtasks", []):
@@ -147,6 +148,9 @@ def _show_plan(run_id: str, run_dir: Path, waiting: dict[str, Any]) -> None:
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (also SEVENFOLD_CONFIG).")]
+EventsOption = Annotated[
+    bool, typer.Option("--events", help="Print every progress event as one JSON line on stdout (for scripts).")
+]
 
 
 @app.command()
@@ -165,6 +169,7 @@ def run(
     ] = False,
     config: ConfigOption = None,
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+    events: EventsOption = False,
 ) -> None:
     """Run the team on TASK in a repository until the tests pass or the rounds run out."""
     from sevenfold.runs import start_run
@@ -177,7 +182,7 @@ def run(
         max_rounds=max_rounds,
         approve_plan=True if approve_plan else None,
     )
-    _finish(_with_progress(settings, quiet, lambda on_event: start_run(settings, task, repo, run_id, on_event)))
+    _finish(_with_progress(settings, quiet, lambda on_event: start_run(settings, task, repo, run_id, on_event), events))
 
 
 @app.command()
@@ -190,18 +195,17 @@ def resume(
     ] = None,
     config: ConfigOption = None,
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+    events: EventsOption = False,
 ) -> None:
     """Continue a run after a crash or Ctrl-C (finished work is not redone), or answer its plan approval."""
     from sevenfold.runs import resume_run, run_settings
 
     answer = _approval_answer(approve, reject, plan)
     settings = run_settings(_settings(config), run_id)
-    _finish(_with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event, answer)))
+    _finish(_with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event, answer), events))
 
 
 def _approval_answer(approve: bool, reject: bool, plan: Path | None) -> Any:
-    import json
-
     if approve + reject + (plan is not None) > 1:
         raise SevenfoldError("give one of --approve, --reject and --plan")
     if plan is None:
@@ -427,8 +431,6 @@ def bench(
     ] = None,
 ) -> None:
     """Measure a server like `vllm bench serve`: throughput, TTFT, TPOT, ITL and latency at each concurrency."""
-    import json
-
     from rich.console import Console
 
     from sevenfold.errors import SettingsError
@@ -475,13 +477,20 @@ def _with_progress(
     settings: Settings,
     quiet: bool,
     start: Callable[[Callable[[dict[str, Any]], None] | None], Coroutine[Any, Any, RunResult]],
+    events: bool = False,
 ) -> RunResult:
     from sevenfold.progress import ProgressView
 
+    if events:
+        return asyncio.run(start(_json_events))
     if quiet or not sys.stderr.isatty():
         return asyncio.run(start(_plain_events))
     with ProgressView(settings) as view:
         return asyncio.run(start(view))
+
+
+def _json_events(event: dict[str, Any]) -> None:
+    print(json.dumps(event, default=str), flush=True)
 
 
 def _plain_events(event: dict[str, Any]) -> None:

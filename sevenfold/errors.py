@@ -24,6 +24,10 @@ class ServerUnreachableError(ServerError):
     """Nothing answered at the endpoint within the connect timeout."""
 
 
+class ServerWentAwayError(ServerError):
+    """The server stopped accepting connections during a run (after retries); the run can be resumed."""
+
+
 class ModelNotServedError(ServerError):
     """The server answers but does not serve the configured model."""
 

@@ -17,16 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, Durability
 
-from sevenfold.errors import SettingsError, SevenfoldError, WorkspaceError
+from sevenfold.errors import ServerError, SettingsError, SevenfoldError, WorkspaceError
 from sevenfold.graphs.coding import CodingGraph, build_graph
 from sevenfold.llm.factory import check_endpoint
 from sevenfold.settings import ROLES, Settings
 from sevenfold.state.ids import new_run_id
 from sevenfold.state.team import TeamInput
+from sevenfold.tools.shell import reap_leftovers
+from sevenfold.tools.testing import check_test_command
 from sevenfold.tools.workspace import Workspace
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -46,6 +53,8 @@ class RunResult:
     run_dir: Path
     waiting_for: dict[str, Any] | None = None
     """When paused for approval: the interrupt's value (the round, the plan, any problem with an edit)."""
+    stopped_by: str | None = None
+    """When incomplete because the model server failed under the run: why (resume once it is back)."""
 
 
 def run_config(settings: Settings, run_id: str) -> RunnableConfig:
@@ -79,6 +88,7 @@ async def preflight(settings: Settings, task: str, repo: Path) -> Workspace:
     if not task.strip():
         raise SettingsError("the task is empty: say what the team should do")
     workspace = await asyncio.to_thread(Workspace.open, repo, "preflight", settings.run_root / "preflight")
+    await check_test_command(settings.tools, workspace.repo_path)
     checked: set[tuple[str, str]] = set()
     for role in ROLES:
         endpoint, model = settings.endpoint_for(role), settings.model_for(role)
@@ -131,25 +141,45 @@ async def resume_run(
     """
     record = await asyncio.to_thread(read_record, settings, run_id)
     await preflight(settings, record["task"], Path(record["repo"]))
-    return await _drive(settings, run_id, None if answer is None else Command(resume=answer), on_event)
+    reaped = await asyncio.to_thread(reap_leftovers, settings.run_root / run_id)
+    if reaped and on_event is not None:
+        on_event({"event": "leftovers_killed", "process_groups": reaped, "time": time.time()})
+    inputs: TeamInput | Command | None = None if answer is None else Command(resume=answer)
+    if inputs is None and not await _has_checkpoint(settings, run_id):
+        # Killed before the first step was written: start it again from what was asked.
+        inputs = TeamInput(task=record["task"], repo=record["repo"], run_id=run_id)
+    return await _drive(settings, run_id, inputs, on_event)
+
+
+async def _has_checkpoint(settings: Settings, run_id: str) -> bool:
+    path = settings.run_root / run_id / "checkpoints.sqlite"
+    if not await asyncio.to_thread(path.exists):
+        return False
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        return await saver.aget_tuple(run_config(settings, run_id)) is not None
 
 
 async def _drive(
     settings: Settings, run_id: str, inputs: TeamInput | Command | None, on_event: EventHandler | None
 ) -> RunResult:
     config = run_config(settings, run_id)
-    async with open_graph(settings, run_id) as graph:
-        # subgraphs=True: the workers are a subgraph, and their progress events only reach the caller this way.
-        async for namespace, mode, chunk in graph.astream(
-            inputs, config, stream_mode=["custom", "updates"], durability=DURABILITY, subgraphs=True
-        ):
-            if on_event is None:
-                continue
-            if mode == "custom" and isinstance(chunk, dict):
-                on_event(chunk)
-            elif mode == "updates" and isinstance(chunk, dict) and not namespace:
-                for node in chunk:
-                    on_event({"event": "step", "node": node, "time": time.time()})
+    stopped_by = None
+    async with _exclusive(settings.run_root / run_id), open_graph(settings, run_id) as graph:
+        try:
+            # subgraphs=True: the workers are a subgraph; their progress events only reach the caller this way.
+            async for namespace, mode, chunk in graph.astream(
+                inputs, config, stream_mode=["custom", "updates"], durability=DURABILITY, subgraphs=True
+            ):
+                if on_event is None:
+                    continue
+                if mode == "custom" and isinstance(chunk, dict):
+                    on_event(chunk)
+                elif mode == "updates" and isinstance(chunk, dict) and not namespace:
+                    for node in chunk:
+                        on_event({"event": "step", "node": node, "time": time.time()})
+        except ServerError as exc:
+            # Steps finished before the failure are checkpointed; the step that failed runs again on resume.
+            stopped_by = str(exc)
         state = await graph.aget_state(config)
     values = state.values
     waiting = [i.value for task in state.tasks for i in task.interrupts]
@@ -161,7 +191,31 @@ async def _drive(
         values.get("report_path"),
         settings.run_root / run_id,
         waiting[0] if waiting else None,
+        stopped_by,
     )
+
+
+@asynccontextmanager
+async def _exclusive(run_dir: Path) -> AsyncIterator[None]:
+    """Hold the run's lock file for the body: two processes driving one run would both write its worktrees.
+
+    An OS lock (flock), so a process that dies releases it; where there is no `fcntl` (Windows), no lock.
+    """
+    if fcntl is None:
+        yield
+        return
+    await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
+    handle = await asyncio.to_thread(open, run_dir / "lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SevenfoldError(
+                f"run {run_dir.name} is being driven by another process; wait for it or stop it first"
+            ) from None
+        yield
+    finally:
+        await asyncio.to_thread(handle.close)
 
 
 async def run_status(settings: Settings, run_id: str) -> dict[str, Any]:

@@ -105,6 +105,8 @@ class WorkerState(WorkerInput, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     worktree: str
     branch: str
+    tree: str
+    """The worktree's files after the last step that may have written any (a git tree id); see `Workspace.recover`."""
     steps: int
     tool_calls: int
     tool_calls_recovered: int

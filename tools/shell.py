@@ -17,6 +17,8 @@ _SECRET = re.compile(
     re.IGNORECASE,
 )
 _GRACE_S = 2.0
+MARKER = "SEVENFOLD_WORKTREE"
+"""Set in every command's environment to the worktree it runs in, so a later process can find leftovers."""
 
 
 def scrubbed_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -91,9 +93,10 @@ async def run_command(
     """
     argv = ["bash", "-c", command] if isinstance(command, str) else command
     started = time.monotonic()
+    env = {**(env if env is not None else scrubbed_environment()), MARKER: str(cwd)}
     process = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env=env if env is not None else scrubbed_environment(), start_new_session=True,
+        env=env, start_new_session=True,
     )  # fmt: skip
     buffer = _CappedBuffer(output_limit)
     assert process.stdout is not None
@@ -131,3 +134,31 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     if process.returncode is None:
         await process.wait()
+
+
+def reap_leftovers(folder: Path) -> int:
+    """Kill the process groups of commands started in `folder` (a run's directory) by a process that has died.
+
+    A run killed with SIGKILL cannot stop the commands it started: they run in their own sessions so that a
+    timeout can kill a whole group. Resuming the run calls this first. Linux only (reads `/proc`); elsewhere
+    it does nothing. Returns how many process groups were killed.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0
+    prefix = f"{MARKER}={folder}".encode()
+    groups: set[int] = set()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours
+            continue
+        if any(item == prefix or item.startswith(prefix + b"/") for item in environ.split(b"\0")):
+            with contextlib.suppress(ProcessLookupError):
+                groups.add(os.getpgid(int(entry.name)))
+    for group in groups - {os.getpgrp()}:  # never our own group (sevenfold run from inside a command)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    return len(groups)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from sevenfold.errors import SettingsError
 from sevenfold.settings import ToolLimits
 from sevenfold.tools.shell import run_command, scrubbed_environment
 
@@ -135,3 +136,22 @@ async def run_tests(worktree: Path, limits: ToolLimits, args: str = "") -> TestR
     if run.exit_code == 5 and not result.note:
         result.note = "no tests were collected"
     return result
+
+
+async def check_test_command(limits: ToolLimits, repo: Path) -> None:
+    """Refuse a test command that cannot run here (`SettingsError`, one line), before a run writes anything.
+
+    Runs `<test command> --version` in the repository: pytest answers without collecting or writing anything.
+    """
+    program = shlex.split(limits.test_command)[0] if limits.test_command.strip() else ""
+    if not program or not await asyncio.to_thread(_found, program, repo):
+        raise SettingsError(f"test command {limits.test_command!r}: {program or 'nothing'!r} is not on PATH")
+    run = await run_command(f"{limits.test_command} --version", repo, 60.0, 2_000, env=scrubbed_environment())
+    if run.exit_code != 0:
+        last = run.output.strip().splitlines()[-1:] or ["(no output)"]
+        why = "timed out" if run.timed_out else f"exited {run.exit_code}"
+        raise SettingsError(f"test command {limits.test_command!r} does not run here ({why}: {last[0][:200]})")
+
+
+def _found(program: str, repo: Path) -> bool:
+    return shutil.which(program) is not None or (repo / program).is_file()

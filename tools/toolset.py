@@ -86,6 +86,10 @@ class NoArgs(BaseModel):
     pass
 
 
+READ_ONLY_TOOLS = frozenset({"view_file", "list_files", "grep", "run_tests", "git_status", "git_diff"})
+"""Tools that do not change the worktree's files (a worker snapshots its files after any other tool)."""
+
+
 def build_tools(worktree: Path, limits: ToolLimits) -> list[BaseTool]:
     """The tools a worker uses on `worktree`, bounded by `limits`.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ class Workspace:
         self.run_id = run_id
         self.worktrees_root = worktrees_root
         self._pruned = False
+        self._recovered: set[Path] = set()
+        self._gitdirs: dict[Path, Path] = {}
         self.base_commit = repo.head.commit.hexsha
         self.dirty_paths = [
             line[3:] for line in repo.git.status("--porcelain", "--untracked-files=all").splitlines() if line
@@ -100,8 +103,10 @@ class Workspace:
         per_loop = _locks.setdefault(asyncio.get_running_loop(), {})
         return per_loop.setdefault(str(self.repo_path), asyncio.Lock())
 
-    async def _git(self, *args: str, cwd: Path | None = None, check: bool = True) -> str:
+    async def _git(self, *args: str, cwd: Path | None = None, check: bool = True, index: Path | None = None) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(index)
         process = await asyncio.create_subprocess_exec(
             "git", *_IDENTITY, *args, cwd=cwd or self.repo_path, env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -130,6 +135,53 @@ class Workspace:
             else:
                 await self._git("worktree", "add", "--quiet", "-b", branch, str(path), base)
         return Worktree(path, branch)
+
+    async def _gitdir(self, worktree: Path) -> Path:
+        if worktree not in self._gitdirs:
+            self._gitdirs[worktree] = Path((await self._git("rev-parse", "--absolute-git-dir", cwd=worktree)).strip())
+        return self._gitdirs[worktree]
+
+    async def snapshot(self, worktree: Path) -> str:
+        """The tree of the worktree's files as they are now (tracked or new, not ignored), written to the object store.
+
+        Uses a scratch copy of the worktree's index, so what the worker sees staged in `git status` and
+        `git diff` does not change. A snapshot taken after each step that may write files is what `recover`
+        goes back to.
+        """
+        gitdir = await self._gitdir(worktree)
+        scratch = gitdir / "sevenfold-snapshot.index"
+        await asyncio.to_thread(_copy_index, gitdir / "index", scratch)
+        await self._git("add", "-A", cwd=worktree, index=scratch)
+        return (await self._git("write-tree", cwd=worktree, index=scratch)).strip()
+
+    async def recover(self, worktree: Path, tree: str) -> bool:
+        """Once per process and worktree: put the worktree back to `tree` (a snapshot or commit-ish).
+
+        A run killed mid-step leaves the worktree as that step left it: files a tool call wrote after the last
+        checkpoint, a merge half done, lock files of git commands that died. The step runs again on resume, so
+        the worktree must be as it was when the checkpoint was written. Safe because a run is driven by one
+        process at a time (`sevenfold.runs` holds a lock). Returns whether anything had to be undone.
+        """
+        if worktree in self._recovered:
+            return False
+        self._recovered.add(worktree)
+        gitdir = await self._gitdir(worktree)
+        common = Path(
+            (await self._git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=worktree)).strip()
+        )
+        branch = (await self._git("symbolic-ref", "--quiet", "HEAD", cwd=worktree, check=False)).strip()
+        debris = [gitdir / "index.lock", gitdir / "HEAD.lock"] + ([common / f"{branch}.lock"] if branch else [])
+        undone = await asyncio.to_thread(_remove_existing, debris)
+        if await asyncio.to_thread((gitdir / "MERGE_HEAD").exists):
+            await self._git("merge", "--abort", cwd=worktree, check=False)
+            undone = True
+        wanted = (await self._git("rev-parse", f"{tree}^{{tree}}", cwd=worktree)).strip()
+        if await self.snapshot(worktree) != wanted:
+            await self._git("read-tree", "--reset", "-u", wanted, cwd=worktree)
+            await self._git("clean", "-fdq", cwd=worktree)
+            await self._git("reset", "-q", cwd=worktree)  # the index back to the branch; the files stay
+            undone = True
+        return undone
 
     def existing_worktrees(self) -> list[Worktree]:
         """This run's worktrees on disk (after a restart)."""
@@ -229,3 +281,20 @@ def _conflict_hunks(path: Path, files: list[str], limit: int) -> str:
                 parts.append("\n".join(block))
     joined = "\n".join(parts)
     return joined if len(joined) <= limit else joined[:limit] + "\n[... more conflicting lines ...]"
+
+
+def _copy_index(source: Path, target: Path) -> None:
+    """Copy an index (its cached file stats make `git add -A` fast); none yet means an empty one."""
+    if source.exists():
+        shutil.copyfile(source, target)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def _remove_existing(paths: list[Path]) -> bool:
+    removed = False
+    for path in paths:
+        if path.exists():
+            path.unlink()
+            removed = True
+    return removed

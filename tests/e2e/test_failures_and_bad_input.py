@@ -81,6 +81,9 @@ async def test_one_failing_worker_does_not_stop_the_others(
     [
         ("empty-task", "the task is empty"),
         ("zero-slots", "invalid setting endpoints.default.slots: Input should be greater than or equal to 1"),
+        ("negative-slots", "invalid setting endpoints.default.slots: Input should be greater than or equal to 1"),
+        ("no-test-runner", "test command 'no-such-runner -q': 'no-such-runner' is not on PATH"),
+        ("broken-test-command", "test command 'python -m no_such_module' does not run here (exited 1: "),
         ("unreachable", "no model server at http://127.0.0.1:"),
         ("wrong-model", "does not serve 'no/such-model'"),
         ("not-a-repo", "not a git repository"),
@@ -105,8 +108,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     task, args = TASK, ["--repo", str(repo), "--base-url", base_url, "--quiet"]
     if case == "empty-task":
         task = "   "
-    if case == "zero-slots":
-        args += ["--slots", "0"]
+    if case in ("zero-slots", "negative-slots"):
+        args += ["--slots", "0" if case == "zero-slots" else "-3"]
+    if case == "no-test-runner":
+        run_env["SEVENFOLD_TOOLS__TEST_COMMAND"] = "no-such-runner -q"
+    if case == "broken-test-command":
+        run_env["SEVENFOLD_TOOLS__TEST_COMMAND"] = "python -m no_such_module"
     if case == "wrong-model":
         args += ["--model", "no/such-model"]
     if case == "not-a-repo":

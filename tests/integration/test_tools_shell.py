@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from sevenfold.tools.shell import run_command
+from sevenfold.tools.shell import MARKER, reap_leftovers, run_command
 
 
 def _sleepers() -> list[psutil.Process]:
@@ -70,3 +71,26 @@ async def test_commands_run_in_the_worktree_with_stdin_closed(tmp_path: Path) ->
     result = await run_command("pwd; cat; echo done", tmp_path, timeout_s=10, output_limit=1000)
     assert result.output.splitlines() == [str(tmp_path), "done"]
     assert os.getpgrp() != 0
+
+
+def test_commands_a_dead_run_left_behind_are_found_and_killed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "r1"
+    other = tmp_path / "runs" / "r10"  # a run whose name starts the same: not ours
+    env = {**os.environ, MARKER: str(run_dir / "worktrees" / "w1")}
+    ours = subprocess.Popen(["bash", "-c", "sleep 317 & sleep 317"], env=env, start_new_session=True)
+    theirs = subprocess.Popen(["sleep", "317"], env={**env, MARKER: str(other / "worktrees" / "w1")})
+    try:
+        deadline = time.monotonic() + 10
+        while len(_by_cmdline("317")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reap_leftovers(run_dir) == 1  # one process group: the shell and both sleeps
+        ours.wait(timeout=10)
+        time.sleep(0.2)
+        assert [p.pid for p in _by_cmdline("317")] == [theirs.pid]
+    finally:
+        theirs.kill()
+        theirs.wait(timeout=10)
+
+
+def _by_cmdline(marker: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and p.info["cmdline"][-1] == marker]

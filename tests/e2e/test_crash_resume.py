@@ -1,0 +1,294 @@
+"""SIGKILL a run at each stage and at seeded random moments; `sevenfold resume` must finish it with nothing lost.
+
+Every case is checked the same way: the result branch's tree equals an uninterrupted run's, no worker whose
+report was checkpointed asks the model again, no lock file or stale worktree is left in the repository, no
+command the killed run started is still running, and the user's checkout is untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from sevenfold.demo.run import make_example_repo
+from sevenfold.nodes.worker import worker_key
+from sevenfold.runs import run_status
+from sevenfold.settings import load_settings
+
+TASK = "Implement every stub module of the package so that the whole test suite passes."
+CLI = [sys.executable, "-c", "from sevenfold.cli import main; main()"]
+
+
+@dataclass
+class Sim:
+    base_url: str
+    log: Path
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class Reference:
+    tree: str
+    wall_s: float
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    """One `sevenfold sim --policy demo` for the module, at twice the modelled H100 speed, logging requests."""
+    folder = tmp_path_factory.mktemp("crash-sim")
+    port = _free_port()
+    log = folder / "requests.jsonl"
+    args = ["sim", "--port", str(port), "--policy", "demo", "--max-num-seqs", "16", "--time-scale", "2"]
+    with open(folder / "sim.out", "w") as out:
+        process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, (folder / "sim.out").read_text()
+                time.sleep(0.1)
+        yield Sim(f"http://127.0.0.1:{port}/v1", log)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("crash-runs")
+
+
+def _env(runs: Path) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "SEVENFOLD_RUN_ROOT": str(runs), "COLUMNS": "200"}
+
+
+def _repo(runs: Path, name: str) -> Path:
+    parent = runs.parent / f"repo-{name}"
+    parent.mkdir()
+    return make_example_repo(parent)
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _start(runs: Path, repo: Path, sim: Sim, run_id: str) -> subprocess.Popen[str]:
+    """`sevenfold run --events`: progress as JSON lines on stdout, which must be read (see `_events`)."""
+    argv = [*CLI, "run", TASK, "--repo", str(repo), "--base-url", sim.base_url, "--run-id", run_id, "--events"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(runs))
+
+
+@pytest.fixture(scope="module")
+def reference(runs: Path, sim: Sim) -> Reference:
+    """An uninterrupted run: its result tree and how long it took."""
+    repo = _repo(runs, "reference")
+    process = _start(runs, repo, sim, "reference")
+    events = _events(process)
+    next(events)
+    started = time.monotonic()  # from the first event: the run has started (the CLI has imported everything)
+    for _ in events:
+        pass
+    assert process.wait(timeout=600) == 0
+    return Reference(_git(repo, "rev-parse", "sevenfold/reference/result^{tree}"), time.monotonic() - started)
+
+
+def _events(process: subprocess.Popen[str]) -> Iterator[dict[str, Any]]:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("{"):
+            yield json.loads(line)
+
+
+def _checkpointed_workers(runs: Path, run_id: str) -> set[str]:
+    """The workers whose report is in the run's checkpoint (by worker key: subtask, round, attempt)."""
+    try:
+        reports = asyncio.run(run_status(load_settings(run_root=runs), run_id))["reports"]
+    except Exception:  # the run has not written its first checkpoint yet
+        return set()
+    return {worker_key(r["subtask_id"], r["round"], r["attempt"]) for r in reports}
+
+
+def _kill_at_event(runs: Path, process: subprocess.Popen[str], event: str, delay_s: float, run_id: str) -> None:
+    """SIGKILL the run `delay_s` after it first emits `event` (for "worker_finished": once a report is checkpointed)."""
+    for seen in _events(process):
+        if seen["event"] != event:
+            continue
+        if event == "worker_finished":
+            deadline = time.monotonic() + 30
+            while not _checkpointed_workers(runs, run_id) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        time.sleep(delay_s)
+        break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def _kill_after(process: subprocess.Popen[str], seconds: float) -> None:
+    """SIGKILL the run `seconds` after its first event; its output is drained meanwhile."""
+    events = _events(process)
+    next(events)
+    threading.Thread(target=lambda: [None for _ in events], daemon=True).start()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def _leftover_processes(run_dir: Path) -> list[str]:
+    """Processes still running in (or started for) the run's directory."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "cwd", "environ"]):
+        try:
+            cwd = process.info["cwd"] or ""
+            marker = (process.info["environ"] or {}).get("SEVENFOLD_WORKTREE", "")
+        except (psutil.Error, OSError):
+            continue
+        if cwd.startswith(str(run_dir)) or marker.startswith(str(run_dir)):
+            found.append(f"{process.info['pid']}: {' '.join(process.info['cmdline'] or [])[:200]}")
+    return found
+
+
+def _crash_and_resume(runs: Path, sim: Sim, reference: Reference, run_id: str, kill: Callable[..., None]) -> None:
+    repo = _repo(runs, run_id)
+    user_head = _git(repo, "rev-parse", "HEAD")
+    process = _start(runs, repo, sim, run_id)
+    kill(process)
+    assert process.returncode == -signal.SIGKILL, f"the run ended by itself ({process.returncode}) before the kill"
+    checkpointed = _checkpointed_workers(runs, run_id)
+    before_resume = len(sim.records())
+
+    resumed = subprocess.run(
+        [*CLI, "resume", run_id, "--quiet"], capture_output=True, text=True, env=_env(runs), timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    asked_again = {
+        r["hints"].get("subtask") for r in sim.records()[before_resume:] if r["hints"].get("role") == "worker"
+    }
+    assert not (checkpointed & asked_again), f"checkpointed workers asked the model again: {checkpointed & asked_again}"
+    assert _git(repo, "rev-parse", f"sevenfold/{run_id}/result^{{tree}}") == reference.tree
+    # Nothing left behind: no lock files, no worktree git still tracks, no process of the killed run.
+    assert sorted(str(p) for p in (repo / ".git").rglob("*.lock")) == []
+    assert len(_git(repo, "worktree", "list").splitlines()) == 1
+    assert _git(repo, "worktree", "prune", "--dry-run", "--verbose") == ""
+    assert _leftover_processes(runs / run_id) == []
+    # The user's checkout is as it was.
+    assert _git(repo, "rev-parse", "HEAD") == user_head
+    assert _git(repo, "branch", "--show-current") == "main" and _git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("stage", "event", "delay_s"),
+    [
+        ("planning", "planning", 0.5),  # the planner's model request is in flight
+        ("fan-out", "worker_finished", 0.0),  # some workers' reports are checkpointed, others are mid-turn
+        ("merging", "merging", 0.0),  # the reviewer is merging branches with git
+        ("reviewing", "merged", 0.05),  # the reviewer's model request is in flight
+        ("verification", "tests_started", 0.3),  # the project's tests are running
+    ],
+)
+def test_a_run_killed_at_each_stage_resumes_to_the_same_result(
+    runs: Path, sim: Sim, reference: Reference, stage: str, event: str, delay_s: float
+) -> None:
+    _crash_and_resume(
+        runs, sim, reference, f"kill-{stage}", lambda p: _kill_at_event(runs, p, event, delay_s, f"kill-{stage}")
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_run_killed_at_a_random_moment_resumes_to_the_same_result(
+    runs: Path, sim: Sim, reference: Reference, seed: int
+) -> None:
+    moment = random.Random(seed).uniform(0.0, 0.95 * reference.wall_s)
+    _crash_and_resume(runs, sim, reference, f"kill-random-{seed}", lambda p: _kill_after(p, moment))
+
+
+def _start_sim(folder: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    args = ["sim", "--port", str(port), "--policy", "demo", "--max-num-seqs", "16", "--time-scale", "2"]
+    process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return process
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "sevenfold sim did not start"
+            time.sleep(0.1)
+
+
+def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
+    runs: Path, reference: Reference, tmp_path: Path
+) -> None:
+    port = _free_port()
+    sim = Sim(f"http://127.0.0.1:{port}/v1", tmp_path / "requests.jsonl")
+    server = _start_sim(tmp_path, port, sim.log)
+    try:
+        repo = _repo(runs, "server-down")
+        process = _start(runs, repo, sim, "server-down")
+        for seen in _events(process):
+            if seen["event"] == "worker_finished":
+                break
+        deadline = time.monotonic() + 30
+        while not _checkpointed_workers(runs, "server-down") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.kill()  # the server dies with worker requests in flight
+        server.wait(timeout=10)
+        stopped = time.monotonic()
+        remaining = "".join(line for line in process.stdout or [] if not line.startswith("{"))
+        # Retries with backoff (0.5 s doubling, 3 retries, jittered) and then a clean stop: no traceback.
+        assert process.wait(timeout=60) == 1
+        assert time.monotonic() - stopped < 20
+        assert "run server-down: incomplete" in remaining and "stopped: the model server stopped accepting" in remaining
+        assert "resume with: sevenfold resume server-down" in remaining
+        checkpointed = _checkpointed_workers(runs, "server-down")
+        assert checkpointed
+
+        # Resuming while the server is still down is refused with one line, and changes nothing.
+        refused = subprocess.run(
+            [*CLI, "resume", "server-down", "--quiet"], capture_output=True, text=True, env=_env(runs), timeout=60
+        )
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "no model server at" in refused.stderr
+
+        server = _start_sim(tmp_path, port, sim.log)  # back, on the same address
+        before = len(sim.records())
+        resumed = subprocess.run(
+            [*CLI, "resume", "server-down", "--quiet"], capture_output=True, text=True, env=_env(runs), timeout=600
+        )
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        asked_again = {r["hints"].get("subtask") for r in sim.records()[before:] if r["hints"].get("role") == "worker"}
+        assert not (checkpointed & asked_again)
+        assert _git(repo, "rev-parse", "sevenfold/server-down/result^{tree}") == reference.tree
+        assert _leftover_processes(runs / "server-down") == []
+    finally:
+        server.kill()
+        server.wait(timeout=10)
