@@ -105,10 +105,11 @@ class FanOut:
 
 
 def settings_for(base_url: str, slots: int, active: int, run_root: Path, **overrides: Any) -> Settings:
+    """Settings for one benchmark run: one endpoint, one round unless `max_rounds` says otherwise."""
+    overrides.setdefault("max_rounds", 1)
     return load_settings(
         endpoints={"default": {"base_url": base_url, "slots": slots}},
         max_active_workers=active,
-        max_rounds=1,
         run_root=run_root,
         **overrides,
     )

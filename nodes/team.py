@@ -90,6 +90,10 @@ class Team:
         self._toolsets.move_to_end(worktree)
         return toolset
 
+    def release_toolset(self, worktree: str) -> None:
+        """Forget a finished worker's tools and bound model (each holds about 0.2 MB; a long run has hundreds)."""
+        self._toolsets.pop(worktree, None)
+
     def run_dir(self, run_id: str) -> Path:
         """The directory holding a run's checkpoints, report and worktrees."""
         return self.settings.run_root / run_id

@@ -219,6 +219,8 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
             duration_s=round(time.time() - state.get("started", time.time()), 3),
             errors=errors,
         )
+        if state.get("worktree"):
+            team.release_toolset(state["worktree"])
         emit(
             "worker_finished",
             subtask=key,

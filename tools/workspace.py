@@ -284,9 +284,13 @@ def _conflict_hunks(path: Path, files: list[str], limit: int) -> str:
 
 
 def _copy_index(source: Path, target: Path) -> None:
-    """Copy an index (its cached file stats make `git add -A` fast); none yet means an empty one."""
+    """Copy an index (its cached file stats make `git add -A` fast); none yet means an empty one.
+
+    With its modification time: git trusts an entry's cached stat only if the file changed before the index was
+    written, and a copy stamped "now" would hide an edit made in the same second as the checkout (racy git).
+    """
     if source.exists():
-        shutil.copyfile(source, target)
+        shutil.copy2(source, target)
     else:
         target.unlink(missing_ok=True)
 

@@ -66,14 +66,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     with open(folder / "sim.out", "w") as out:
         process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and process.poll() is None, (folder / "sim.out").read_text()
-                time.sleep(0.1)
+        _wait_for_health(port, process)
         yield Sim(f"http://127.0.0.1:{port}/v1", log)
     finally:
         process.kill()
@@ -95,6 +88,17 @@ def _repo(runs: Path, name: str) -> Path:
     parent = runs.parent / f"repo-{name}"
     parent.mkdir()
     return make_example_repo(parent)
+
+
+def _committed_repo(runs: Path, name: str, files: dict[str, str]) -> Path:
+    repo = runs.parent / f"repo-{name}"
+    for path, text in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    return repo
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -232,17 +236,22 @@ def test_a_run_killed_at_a_random_moment_resumes_to_the_same_result(
     _crash_and_resume(runs, sim, reference, f"kill-random-{seed}", lambda p: _kill_after(p, moment))
 
 
-def _start_sim(folder: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    args = ["sim", "--port", str(port), "--policy", "demo", "--max-num-seqs", "16", "--time-scale", "2"]
-    process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=subprocess.DEVNULL)
+def _wait_for_health(port: int, process: subprocess.Popen[Any]) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process
+            return
         except OSError:
             assert time.monotonic() < deadline and process.poll() is None, "sevenfold sim did not start"
             time.sleep(0.1)
+
+
+def _start_sim(folder: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    args = ["sim", "--port", str(port), "--policy", "demo", "--max-num-seqs", "16", "--time-scale", "2"]
+    process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=subprocess.DEVNULL)
+    _wait_for_health(port, process)
+    return process
 
 
 def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
@@ -289,6 +298,80 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
         assert not (checkpointed & asked_again)
         assert _git(repo, "rev-parse", "sevenfold/server-down/result^{tree}") == reference.tree
         assert _leftover_processes(runs / "server-down") == []
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+MID_STEP_POLICY = '''
+from sevenfold.sim.policies import Reply, ToolCallSpec
+
+
+class MidStep:
+    """One worker: in one turn it edits app.py and runs a slow command; then it reports what its tools said."""
+
+    def reply(self, request):
+        if request.role == "planner":
+            plan = {"summary": "One edit.", "subtasks": [{"id": "edit", "goal": "Set VALUE to 2 in app.py."}]}
+            return Reply(content="One subtask.", tool_calls=(ToolCallSpec("submit_plan", plan),))
+        if request.role == "worker":
+            results = [request.text(m) for m in request.messages if m.get("role") == "tool"]
+            if not results:
+                return Reply(tool_calls=(
+                    ToolCallSpec("str_replace", {"path": "app.py", "old": "VALUE = 1", "new": "VALUE = 2"}),
+                    ToolCallSpec("run_command", {"command": "sleep 30; echo slept"}),
+                ))
+            return Reply(content="Tools said: " + " || ".join(r[:100] for r in results))
+        return Reply(content="Looks right.")
+
+
+def factory():
+    return MidStep()
+'''
+
+
+def test_a_step_cut_short_is_undone_before_it_runs_again(runs: Path, tmp_path: Path) -> None:
+    """Killed while a turn's tools run: the edit it already made is undone, its command killed, and the turn redone."""
+    (tmp_path / "mid_step_policy.py").write_text(MID_STEP_POLICY)
+    repo = _committed_repo(
+        runs,
+        "mid-step",
+        {
+            "app.py": "VALUE = 1\n",
+            "tests/test_app.py": "from app import VALUE\n\n\ndef test_value():\n    assert VALUE == 2\n",
+        },
+    )
+    port = _free_port()
+    env = {**_env(runs), "PYTHONPATH": str(tmp_path)}
+    args = ["sim", "--port", str(port), "--policy", "mid_step_policy:factory", "--profile", "instant"]
+    server = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, env=env)
+    try:
+        _wait_for_health(port, server)
+        sim = Sim(f"http://127.0.0.1:{port}/v1", tmp_path / "unused.jsonl")
+        process = _start(runs, repo, sim, "mid-step")
+        for seen in _events(process):
+            if seen["event"] == "tool" and seen["tool"] == "run_command":
+                time.sleep(1.0)  # str_replace has written app.py; the command sleeps
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        worktree = runs / "mid-step" / "worktrees" / "edit"
+        assert (worktree / "app.py").read_text() == "VALUE = 2\n"  # ahead of the checkpoint
+        assert _leftover_processes(runs / "mid-step")  # the killed run's command is still sleeping
+
+        resumed = subprocess.run(
+            [*CLI, "resume", "mid-step", "--events"], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        events = [json.loads(line) for line in resumed.stdout.splitlines() if line.startswith("{")]
+        kinds = [e["event"] for e in events]
+        assert kinds.count("leftovers_killed") == 1 and kinds.count("worktree_restored") == 1
+        report = json.loads((runs / "mid-step" / "report.json").read_text())
+        summary = report["workers"][0]["summary"]
+        # The edit ran again on the restored file and succeeded; so did the command.
+        assert "Error" not in summary and "slept" in summary, summary
+        assert _git(repo, "show", "sevenfold/mid-step/result:app.py") == "VALUE = 2"
+        assert _leftover_processes(runs / "mid-step") == []
     finally:
         server.kill()
         server.wait(timeout=10)

@@ -104,3 +104,17 @@ def test_unusable_repositories_are_refused_with_one_line_and_nothing_written(
         Workspace.open(target, "run", tmp_path / "wt")
     assert "\n" not in str(caught.value)
     assert sorted(p.name for p in tmp_path.rglob("*")) == listing
+
+
+async def test_recovery_sees_a_same_size_edit_made_in_the_second_of_the_checkout(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Racy git: a stat-identical-looking edit must still count as a change, however late the recovery runs."""
+    repo = make_repo({"app.py": "VALUE = 1\n"})
+    workspace = Workspace.open(repo, "racy", tmp_path / "worktrees")
+    worktree = await workspace.ensure_worktree("w", workspace.base_commit)
+    (worktree.path / "app.py").write_text("VALUE = 2\n")  # same size, same second as the checkout
+    await asyncio.sleep(1.1)
+    later = Workspace.open(repo, "racy", tmp_path / "worktrees")  # a new process, after a crash
+    assert await later.recover(worktree.path, workspace.base_commit)
+    assert (worktree.path / "app.py").read_text() == "VALUE = 1\n"
