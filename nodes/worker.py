@@ -158,7 +158,11 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
                     status="error",
                 )
             )
-        results = await _with_heartbeat(asyncio.gather(*(call(c) for c in runnable)), key)
+        try:
+            results = await _with_heartbeat(asyncio.gather(*(call(c) for c in runnable)), key)
+        except asyncio.CancelledError:  # a sibling stopped the run: files may be ahead of the checkpoint now
+            (await team.workspace(state["repo"], state["run_id"])).forget_recovery(Path(state["worktree"]))
+            raise
         update: dict[str, Any] = count_repairs(state, len(runnable), len(refused), reply)
         if any(c["name"] not in READ_ONLY_TOOLS for c in runnable):
             workspace = await team.workspace(state["repo"], state["run_id"])

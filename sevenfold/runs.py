@@ -141,14 +141,11 @@ async def resume_run(
     """
     record = await asyncio.to_thread(read_record, settings, run_id)
     await preflight(settings, record["task"], Path(record["repo"]))
-    reaped = await asyncio.to_thread(reap_leftovers, settings.run_root / run_id)
-    if reaped and on_event is not None:
-        on_event({"event": "leftovers_killed", "process_groups": reaped, "time": time.time()})
     inputs: TeamInput | Command | None = None if answer is None else Command(resume=answer)
     if inputs is None and not await _has_checkpoint(settings, run_id):
         # Killed before the first step was written: start it again from what was asked.
         inputs = TeamInput(task=record["task"], repo=record["repo"], run_id=run_id)
-    return await _drive(settings, run_id, inputs, on_event)
+    return await _drive(settings, run_id, inputs, on_event, resuming=True)
 
 
 async def _has_checkpoint(settings: Settings, run_id: str) -> bool:
@@ -160,11 +157,19 @@ async def _has_checkpoint(settings: Settings, run_id: str) -> bool:
 
 
 async def _drive(
-    settings: Settings, run_id: str, inputs: TeamInput | Command | None, on_event: EventHandler | None
+    settings: Settings,
+    run_id: str,
+    inputs: TeamInput | Command | None,
+    on_event: EventHandler | None,
+    resuming: bool = False,
 ) -> RunResult:
     config = run_config(settings, run_id)
     stopped_by = None
     async with _exclusive(settings.run_root / run_id), open_graph(settings, run_id) as graph:
+        if resuming:  # under the lock: commands of a process still driving the run are not leftovers
+            reaped = await asyncio.to_thread(reap_leftovers, settings.run_root / run_id)
+            if reaped and on_event is not None:
+                on_event({"event": "leftovers_killed", "process_groups": reaped, "time": time.time()})
         try:
             # subgraphs=True: the workers are a subgraph; their progress events only reach the caller this way.
             async for namespace, mode, chunk in graph.astream(

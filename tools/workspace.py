@@ -154,6 +154,10 @@ class Workspace:
         await self._git("add", "-A", cwd=worktree, index=scratch)
         return (await self._git("write-tree", cwd=worktree, index=scratch)).strip()
 
+    def forget_recovery(self, worktree: Path) -> None:
+        """A step in this worktree was cut short in this process (cancelled): check it again on the next visit."""
+        self._recovered.discard(worktree)
+
     async def recover(self, worktree: Path, tree: str) -> bool:
         """Once per process and worktree: put the worktree back to `tree` (a snapshot or commit-ish).
 

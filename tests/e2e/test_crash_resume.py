@@ -375,3 +375,18 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(runs: Path, tmp_path: P
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def test_a_run_being_driven_cannot_be_resumed_by_a_second_process(runs: Path, sim: Sim) -> None:
+    repo = _repo(runs, "driven")
+    process = _start(runs, repo, sim, "driven")
+    events = _events(process)
+    next(e for e in events if e["event"] == "worker_started")  # the run is in its fan-out, commands may run
+    second = subprocess.run(
+        [*CLI, "resume", "driven", "--quiet"], capture_output=True, text=True, env=_env(runs), timeout=120
+    )
+    assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+    assert "run driven is being driven by another process" in second.stderr
+    for _ in events:
+        pass
+    assert process.wait(timeout=600) == 0  # the first one was not disturbed
