@@ -90,17 +90,6 @@ def _repo(runs: Path, name: str) -> Path:
     return make_example_repo(parent)
 
 
-def _committed_repo(runs: Path, name: str, files: dict[str, str]) -> Path:
-    repo = runs.parent / f"repo-{name}"
-    for path, text in files.items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_text(text)
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
-    return repo
-
-
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -330,12 +319,12 @@ def factory():
 '''
 
 
-def test_a_step_cut_short_is_undone_before_it_runs_again(runs: Path, tmp_path: Path) -> None:
+def test_a_step_cut_short_is_undone_before_it_runs_again(
+    runs: Path, tmp_path: Path, make_repo: Callable[..., Path]
+) -> None:
     """Killed while a turn's tools run: the edit it already made is undone, its command killed, and the turn redone."""
     (tmp_path / "mid_step_policy.py").write_text(MID_STEP_POLICY)
-    repo = _committed_repo(
-        runs,
-        "mid-step",
+    repo = make_repo(
         {
             "app.py": "VALUE = 1\n",
             "tests/test_app.py": "from app import VALUE\n\n\ndef test_value():\n    assert VALUE == 2\n",

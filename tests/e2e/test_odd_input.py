@@ -26,16 +26,6 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _committed(repo: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files")
-    return repo
-
-
 class OneProbe:
     """One subtask, whose worker runs `command` (if any) once and stops; the reviewer says one line."""
 
@@ -111,6 +101,7 @@ async def test_a_dirty_checkout_is_reported_and_left_exactly_as_it_was(
 async def test_tests_that_hang_are_killed_at_the_timeout_and_reported(
     start_sim: Callable[..., BackgroundSimulator],
     settings_for: Callable[..., Settings],
+    make_repo: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
     hang = (
@@ -118,7 +109,7 @@ async def test_tests_that_hang_are_killed_at_the_timeout_and_reported(
         "    subprocess.Popen(['sleep', '600'])  # a child that would outlive a careless kill\n"
         "    time.sleep(600)\n"
     )
-    repo = _committed(tmp_path / "hangs", {"tests/test_hang.py": hang})
+    repo = make_repo({"tests/test_hang.py": hang}, name="hangs")
     settings = settings_for(
         start_sim(policy=OneProbe()), run_root=tmp_path / "runs", max_rounds=1, tools={"test_timeout": 3}
     )
