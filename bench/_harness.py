@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,15 +21,10 @@ from sevenfold.llm.limiter import SlotSnapshot, limiter_for
 from sevenfold.nodes.worker import worker_key
 from sevenfold.runs import start_run
 from sevenfold.settings import Settings, load_settings
+from sevenfold.sim.runner import free_port, wait_until_serving
 
 BENCH = Path(__file__).resolve().parent
 logging.getLogger("sevenfold.llm.factory").setLevel(logging.ERROR)  # Qwen3-Coder cannot think: known, not news
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -57,17 +50,14 @@ def simulator(workload: Workload, profile: str, log: Path) -> Iterator[str]:
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read() if process.stderr else ""
-                    raise RuntimeError(f"simulator did not start: {stderr}") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/v1"
+        try:
+            base_url = wait_until_serving(port, process)
+        except RuntimeError as exc:
+            if process.poll() is None:
+                process.kill()
+            stderr = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"{exc}: {stderr}") from None
+        yield base_url
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -13,22 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import aiohttp
 import psutil
 
+from sevenfold.sim.runner import free_port, wait_until_serving
+
 MODEL = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _drive(base_url: str, clients: int, seconds: float, stream: bool, words: int) -> tuple[int, int]:
@@ -69,7 +63,7 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=8, help="words in each prompt; the echo reply is as long")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-c",
@@ -84,13 +78,7 @@ def main() -> None:
     ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        base_url = f"http://127.0.0.1:{port}/v1"
+        base_url = wait_until_serving(port, server)
         asyncio.run(_drive(base_url, args.clients, 1.0, args.stream, args.words))  # warm up
         proc = psutil.Process(server.pid)
         cpu_before = sum(proc.cpu_times()[:2])

@@ -141,19 +141,8 @@ async def resume_run(
     """
     record = await asyncio.to_thread(read_record, settings, run_id)
     await preflight(settings, record["task"], Path(record["repo"]))
-    inputs: TeamInput | Command | None = None if answer is None else Command(resume=answer)
-    if inputs is None and not await _has_checkpoint(settings, run_id):
-        # Killed before the first step was written: start it again from what was asked.
-        inputs = TeamInput(task=record["task"], repo=record["repo"], run_id=run_id)
-    return await _drive(settings, run_id, inputs, on_event, resuming=True)
-
-
-async def _has_checkpoint(settings: Settings, run_id: str) -> bool:
-    path = settings.run_root / run_id / "checkpoints.sqlite"
-    if not await asyncio.to_thread(path.exists):
-        return False
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        return await saver.aget_tuple(run_config(settings, run_id)) is not None
+    asked = TeamInput(task=record["task"], repo=record["repo"], run_id=run_id)
+    return await _drive(settings, run_id, None if answer is None else Command(resume=answer), on_event, asked)
 
 
 async def _drive(
@@ -161,15 +150,18 @@ async def _drive(
     run_id: str,
     inputs: TeamInput | Command | None,
     on_event: EventHandler | None,
-    resuming: bool = False,
+    resuming: TeamInput | None = None,
 ) -> RunResult:
+    """Stream the graph from `inputs` to its end or a pause; `resuming` is the run's input when continuing it."""
     config = run_config(settings, run_id)
     stopped_by = None
     async with _exclusive(settings.run_root / run_id), open_graph(settings, run_id) as graph:
-        if resuming:  # under the lock: commands of a process still driving the run are not leftovers
+        if resuming is not None:  # under the lock: commands of a process still driving the run are not leftovers
             reaped = await asyncio.to_thread(reap_leftovers, settings.run_root / run_id)
             if reaped and on_event is not None:
                 on_event({"event": "leftovers_killed", "process_groups": reaped, "time": time.time()})
+            if inputs is None and (await graph.aget_state(config)).created_at is None:
+                inputs = resuming  # killed before its first step was written: start again from what was asked
         try:
             # subgraphs=True: the workers are a subgraph; their progress events only reach the caller this way.
             async for namespace, mode, chunk in graph.astream(

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from sevenfold.errors import SettingsError
+from sevenfold.serving.capacity import QWEN3_CODER_30B_A3B
+from sevenfold.serving.hardware import GIB
 
-GIB = 1024**3
-KV_BYTES_BF16 = 2 * 48 * 4 * 128 * 2
+KV_BYTES_BF16 = QWEN3_CODER_30B_A3B.kv_bytes_per_token()
+"""96 KiB a token: one GPU's BF16 KV cache for Qwen3-Coder-30B-A3B (the same spec the capacity planner uses)."""
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,17 @@
-"""Running a simulator in the background of this process (tests, demo, notebooks)."""
+"""Running a simulator: in the background of this process (tests, demo, notebooks), or waiting for one in its own."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import subprocess
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
@@ -84,3 +89,28 @@ async def serve_forever(config: SimConfig, host: str, port: int, announce: Calla
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_serving(port: int, process: subprocess.Popen[Any], timeout_s: float = 30.0) -> str:
+    """Wait until a `sevenfold sim` started as `process` answers `/health` on 127.0.0.1:`port`; its base URL.
+
+    `RuntimeError` if the process exits first or nothing answers within `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"sevenfold sim exited with code {process.returncode} before serving") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sevenfold sim did not answer on port {port} within {timeout_s:.0f} s") from None
+            time.sleep(0.1)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,8 @@ import pytest
 
 from sevenfold.settings import Settings, load_settings
 from sevenfold.sim.profiles import load_profile
-from sevenfold.sim.runner import BackgroundSimulator
+from sevenfold.sim.runner import BackgroundSimulator, wait_until_serving
+from sevenfold.sim.runner import free_port as free_port_on_localhost
 from sevenfold.sim.server import SimConfig
 
 # Tests must never see a user's real endpoint configuration.
@@ -76,17 +74,10 @@ def settings_for() -> Callable[..., Settings]:
     return _settings_for
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """`free_port()`: a 127.0.0.1 port nothing listens on (for a server to start on, or to find no server at)."""
-    return _free_port
+    return free_port_on_localhost
 
 
 def _sevenfold_command(*args: str) -> list[str]:
@@ -105,23 +96,16 @@ def sim_process(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen
     processes: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> tuple[subprocess.Popen[str], str]:
-        port = _free_port()
+        port = free_port_on_localhost()
         log = open(tmp_path / f"sim-{port}.log", "w")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             _sevenfold_command("sim", "--port", str(port), *args), stdout=log, stderr=subprocess.STDOUT, text=True
         )
         processes.append(process)
-        base_url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError((tmp_path / f"sim-{port}.log").read_text())
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                return process, base_url
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError("sevenfold sim did not start within 30 s")
+        try:
+            return process, wait_until_serving(port, process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {(tmp_path / f'sim-{port}.log').read_text()}") from None
 
     yield start
     for process in processes:

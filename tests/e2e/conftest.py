@@ -9,9 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from sevenfold.demo.run import make_example_repo
+from sevenfold.tools.shell import MARKER
 
 
 @pytest.fixture
@@ -78,3 +80,23 @@ def git_out(repo: Path, *args: str) -> str:
 def git_query() -> Callable[..., str]:
     """`git_query(repo, "rev-parse", "HEAD")`."""
     return git_out
+
+
+def processes_of(run_dir: Path) -> list[str]:
+    """Processes running in a run's directory or started for it (`SEVENFOLD_WORKTREE`), as "pid: command"."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "cwd", "environ"]):
+        try:
+            cwd = process.info["cwd"] or ""
+            marker = (process.info["environ"] or {}).get(MARKER, "")
+        except (psutil.Error, OSError):
+            continue
+        if cwd.startswith(str(run_dir)) or marker.startswith(str(run_dir)):
+            found.append(f"{process.info['pid']}: {' '.join(process.info['cmdline'] or [])[:200]}")
+    return found
+
+
+@pytest.fixture
+def leftovers() -> Callable[[Path], list[str]]:
+    """`leftovers(run_dir)`: processes a run left running (should be none once it has ended)."""
+    return processes_of

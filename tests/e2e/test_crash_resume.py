@@ -15,20 +15,21 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from sevenfold.demo.policy import DemoPolicy
 from sevenfold.demo.run import make_example_repo
 from sevenfold.nodes.worker import worker_key
-from sevenfold.runs import run_status
-from sevenfold.settings import load_settings
+from sevenfold.runs import resume_run, run_status
+from sevenfold.settings import Settings, load_settings
+from sevenfold.sim.runner import BackgroundSimulator, free_port, wait_until_serving
 
+Leftovers = Callable[[Path], list[str]]
 TASK = "Implement every stub module of the package so that the whole test suite passes."
 CLI = [sys.executable, "-c", "from sevenfold.cli import main; main()"]
 
@@ -48,25 +49,21 @@ class Reference:
     wall_s: float
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _start_demo_sim(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`sevenfold sim --policy demo` in its own process at twice the modelled H100 speed, logging requests."""
+    args = ["sim", "--port", str(port), "--policy", "demo", "--max-num-seqs", "16", "--time-scale", "2"]
+    process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=subprocess.DEVNULL)
+    wait_until_serving(port, process)
+    return process
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     """One `sevenfold sim --policy demo` for the module, at twice the modelled H100 speed, logging requests."""
-    folder = tmp_path_factory.mktemp("crash-sim")
-    port = _free_port()
-    log = folder / "requests.jsonl"
-    args = ["sim", "--port", str(port), "--policy", "demo", "--max-num-seqs", "16", "--time-scale", "2"]
-    with open(folder / "sim.out", "w") as out:
-        process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=out, stderr=subprocess.STDOUT)
+    port = free_port()
+    log = tmp_path_factory.mktemp("crash-sim") / "requests.jsonl"
+    process = _start_demo_sim(port, log)
     try:
-        _wait_for_health(port, process)
         yield Sim(f"http://127.0.0.1:{port}/v1", log)
     finally:
         process.kill()
@@ -157,21 +154,9 @@ def _kill_after(process: subprocess.Popen[str], seconds: float) -> None:
         process.wait(timeout=30)
 
 
-def _leftover_processes(run_dir: Path) -> list[str]:
-    """Processes still running in (or started for) the run's directory."""
-    found = []
-    for process in psutil.process_iter(["pid", "cmdline", "cwd", "environ"]):
-        try:
-            cwd = process.info["cwd"] or ""
-            marker = (process.info["environ"] or {}).get("SEVENFOLD_WORKTREE", "")
-        except (psutil.Error, OSError):
-            continue
-        if cwd.startswith(str(run_dir)) or marker.startswith(str(run_dir)):
-            found.append(f"{process.info['pid']}: {' '.join(process.info['cmdline'] or [])[:200]}")
-    return found
-
-
-def _crash_and_resume(runs: Path, sim: Sim, reference: Reference, run_id: str, kill: Callable[..., None]) -> None:
+def _crash_and_resume(
+    runs: Path, sim: Sim, reference: Reference, run_id: str, kill: Callable[..., None], leftovers: Leftovers
+) -> None:
     repo = _repo(runs, run_id)
     user_head = _git(repo, "rev-parse", "HEAD")
     process = _start(runs, repo, sim, run_id)
@@ -193,7 +178,7 @@ def _crash_and_resume(runs: Path, sim: Sim, reference: Reference, run_id: str, k
     assert sorted(str(p) for p in (repo / ".git").rglob("*.lock")) == []
     assert len(_git(repo, "worktree", "list").splitlines()) == 1
     assert _git(repo, "worktree", "prune", "--dry-run", "--verbose") == ""
-    assert _leftover_processes(runs / run_id) == []
+    assert leftovers(runs / run_id) == []
     # The user's checkout is as it was.
     assert _git(repo, "rev-parse", "HEAD") == user_head
     assert _git(repo, "branch", "--show-current") == "main" and _git(repo, "status", "--porcelain") == ""
@@ -210,45 +195,28 @@ def _crash_and_resume(runs: Path, sim: Sim, reference: Reference, run_id: str, k
     ],
 )
 def test_a_run_killed_at_each_stage_resumes_to_the_same_result(
-    runs: Path, sim: Sim, reference: Reference, stage: str, event: str, delay_s: float
+    runs: Path, sim: Sim, reference: Reference, leftovers: Leftovers, stage: str, event: str, delay_s: float
 ) -> None:
+    run_id = f"kill-{stage}"
     _crash_and_resume(
-        runs, sim, reference, f"kill-{stage}", lambda p: _kill_at_event(runs, p, event, delay_s, f"kill-{stage}")
+        runs, sim, reference, run_id, lambda p: _kill_at_event(runs, p, event, delay_s, run_id), leftovers
     )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_run_killed_at_a_random_moment_resumes_to_the_same_result(
-    runs: Path, sim: Sim, reference: Reference, seed: int
+    runs: Path, sim: Sim, reference: Reference, leftovers: Leftovers, seed: int
 ) -> None:
     moment = random.Random(seed).uniform(0.0, 0.95 * reference.wall_s)
-    _crash_and_resume(runs, sim, reference, f"kill-random-{seed}", lambda p: _kill_after(p, moment))
-
-
-def _wait_for_health(port: int, process: subprocess.Popen[Any]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, "sevenfold sim did not start"
-            time.sleep(0.1)
-
-
-def _start_sim(folder: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    args = ["sim", "--port", str(port), "--policy", "demo", "--max-num-seqs", "16", "--time-scale", "2"]
-    process = subprocess.Popen([*CLI, *args, "--request-log", str(log)], stdout=subprocess.DEVNULL)
-    _wait_for_health(port, process)
-    return process
+    _crash_and_resume(runs, sim, reference, f"kill-random-{seed}", lambda p: _kill_after(p, moment), leftovers)
 
 
 def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
-    runs: Path, reference: Reference, tmp_path: Path
+    runs: Path, reference: Reference, leftovers: Leftovers, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     sim = Sim(f"http://127.0.0.1:{port}/v1", tmp_path / "requests.jsonl")
-    server = _start_sim(tmp_path, port, sim.log)
+    server = _start_demo_sim(port, sim.log)
     try:
         repo = _repo(runs, "server-down")
         process = _start(runs, repo, sim, "server-down")
@@ -277,7 +245,7 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert "no model server at" in refused.stderr
 
-        server = _start_sim(tmp_path, port, sim.log)  # back, on the same address
+        server = _start_demo_sim(port, sim.log)  # back, on the same address
         before = len(sim.records())
         resumed = subprocess.run(
             [*CLI, "resume", "server-down", "--quiet"], capture_output=True, text=True, env=_env(runs), timeout=600
@@ -286,7 +254,7 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
         asked_again = {r["hints"].get("subtask") for r in sim.records()[before:] if r["hints"].get("role") == "worker"}
         assert not (checkpointed & asked_again)
         assert _git(repo, "rev-parse", "sevenfold/server-down/result^{tree}") == reference.tree
-        assert _leftover_processes(runs / "server-down") == []
+        assert leftovers(runs / "server-down") == []
     finally:
         server.kill()
         server.wait(timeout=10)
@@ -320,7 +288,7 @@ def factory():
 
 
 def test_a_step_cut_short_is_undone_before_it_runs_again(
-    runs: Path, tmp_path: Path, make_repo: Callable[..., Path]
+    runs: Path, tmp_path: Path, make_repo: Callable[..., Path], leftovers: Leftovers
 ) -> None:
     """Killed while a turn's tools run: the edit it already made is undone, its command killed, and the turn redone."""
     (tmp_path / "mid_step_policy.py").write_text(MID_STEP_POLICY)
@@ -330,12 +298,12 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
             "tests/test_app.py": "from app import VALUE\n\n\ndef test_value():\n    assert VALUE == 2\n",
         },
     )
-    port = _free_port()
+    port = free_port()
     env = {**_env(runs), "PYTHONPATH": str(tmp_path)}
     args = ["sim", "--port", str(port), "--policy", "mid_step_policy:factory", "--profile", "instant"]
     server = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, env=env)
     try:
-        _wait_for_health(port, server)
+        wait_until_serving(port, server)
         sim = Sim(f"http://127.0.0.1:{port}/v1", tmp_path / "unused.jsonl")
         process = _start(runs, repo, sim, "mid-step")
         for seen in _events(process):
@@ -346,7 +314,7 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
         process.wait(timeout=30)
         worktree = runs / "mid-step" / "worktrees" / "edit"
         assert (worktree / "app.py").read_text() == "VALUE = 2\n"  # ahead of the checkpoint
-        assert _leftover_processes(runs / "mid-step")  # the killed run's command is still sleeping
+        assert leftovers(runs / "mid-step")  # the killed run's command is still sleeping
 
         resumed = subprocess.run(
             [*CLI, "resume", "mid-step", "--events"], capture_output=True, text=True, env=env, timeout=300
@@ -360,7 +328,7 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
         # The edit ran again on the restored file and succeeded; so did the command.
         assert "Error" not in summary and "slept" in summary, summary
         assert _git(repo, "show", "sevenfold/mid-step/result:app.py") == "VALUE = 2"
-        assert _leftover_processes(runs / "mid-step") == []
+        assert leftovers(runs / "mid-step") == []
     finally:
         server.kill()
         server.wait(timeout=10)
@@ -379,3 +347,19 @@ def test_a_run_being_driven_cannot_be_resumed_by_a_second_process(runs: Path, si
     for _ in events:
         pass
     assert process.wait(timeout=600) == 0  # the first one was not disturbed
+
+
+async def test_a_run_killed_before_its_first_step_was_written_starts_again_on_resume(
+    start_sim: Callable[..., BackgroundSimulator],
+    settings_for: Callable[..., Settings],
+    example_repo: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(start_sim(policy=DemoPolicy()), run_root=tmp_path / "runs")
+    repo = example_repo("early")
+    # What `start_run` leaves when killed between writing the run's record and its first checkpoint.
+    (settings.run_root / "early").mkdir(parents=True)
+    record = {"run_id": "early", "task": TASK, "repo": str(repo), "created": time.time(), "settings": {}}
+    (settings.run_root / "early" / "run.json").write_text(json.dumps(record))
+    result = await resume_run(settings, "early")
+    assert result.status == "passed" and result.result_branch == "sevenfold/early/result"

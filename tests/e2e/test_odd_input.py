@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from sevenfold.demo.policy import DemoPolicy
@@ -41,17 +40,6 @@ class OneProbe:
                 return Reply(tool_calls=(ToolCallSpec("run_command", {"command": self.command}),))
             return Reply(content="Looked around; nothing to change.")
         return Reply(content="Nothing to review.")
-
-
-def _leftovers(run_dir: Path) -> list[str]:
-    found = []
-    for process in psutil.process_iter(["pid", "environ", "cmdline"]):
-        try:
-            if (process.info["environ"] or {}).get(MARKER, "").startswith(str(run_dir)):
-                found.append(" ".join(process.info["cmdline"] or []))
-        except (psutil.Error, OSError):
-            continue
-    return found
 
 
 async def test_a_detached_head_is_worked_from_and_left_detached(
@@ -102,6 +90,7 @@ async def test_tests_that_hang_are_killed_at_the_timeout_and_reported(
     start_sim: Callable[..., BackgroundSimulator],
     settings_for: Callable[..., Settings],
     make_repo: Callable[..., Path],
+    leftovers: Callable[[Path], list[str]],
     tmp_path: Path,
 ) -> None:
     hang = (
@@ -117,7 +106,7 @@ async def test_tests_that_hang_are_killed_at_the_timeout_and_reported(
     assert result.status == "failed" and result.report_path
     report = json.loads(Path(result.report_path).with_suffix(".json").read_text())
     assert "timed out" in report["rounds"][0]["tests_summary"]
-    assert _leftovers(result.run_dir) == []  # pytest and its `sleep` child died with the process group
+    assert leftovers(result.run_dir) == []  # pytest and its `sleep` child died with the process group
 
 
 CANARIES = ("canary-env-5f1d2c", "canary-key-9a7e33", "canary-openai-71bb04")
