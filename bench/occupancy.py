@@ -17,6 +17,7 @@ client's slot limiter and, independently, from the simulator's request log; then
 the ratios the targets are stated in.
 
     .venv/bin/python bench/occupancy.py [--subtasks 14] [--time-scale 4] [--json out.json]
+    .venv/bin/python bench/occupancy.py --modes c --sandboxes none,bwrap   # what the sandbox costs a whole run
 """
 
 from __future__ import annotations
@@ -37,21 +38,31 @@ MODES = {
 }
 
 
-async def measure(workload: Workload, modes: str, active_c: int) -> tuple[dict[str, RunFigures], dict[str, float]]:
-    """Run the workload in each mode; the figures of each and the ratios between them."""
+async def measure(
+    workload: Workload, modes: str, active_c: int, sandboxes: list[str]
+) -> tuple[dict[str, RunFigures], dict[str, float]]:
+    """Run the workload in each mode (and each sandbox, interleaved); the figures of each and the ratios between them."""
     figures: dict[str, RunFigures] = {}
     for mode in modes:
-        label, slots, active = MODES[mode]
-        figures[mode] = f = await run_workload(workload, slots, active or active_c or workload.subtasks)
-        print(
-            f"({mode}) {label}: {f.status}, wall {f.wall_s:.1f} s, fan-out {f.fanout_s:.1f} s, "
-            f"occupancy {f.occupancy_client:.2f} (server log {f.occupancy_server:.2f}), "
-            f"peak active workers {f.peak_active_workers}, tools {f.tool_share:.0%} of worker time "
-            f"(not in a model request: {f.non_model_share:.0%}), "
-            f"worker prefix-cache hits {f.prefix_hit_rate:.2f}",
-            flush=True,
-        )
+        for sandbox in sandboxes:
+            label, slots, active = MODES[mode]
+            key = mode if len(sandboxes) == 1 else f"{mode}/{sandbox}"
+            figures[key] = f = await run_workload(
+                workload, slots, active or active_c or workload.subtasks, sandbox={"backend": sandbox}
+            )
+            print(
+                f"({key}) {label}: {f.status}, wall {f.wall_s:.1f} s, fan-out {f.fanout_s:.1f} s, "
+                f"occupancy {f.occupancy_client:.2f} (server log {f.occupancy_server:.2f}), "
+                f"peak active workers {f.peak_active_workers}, tools {f.tool_share:.0%} of worker time "
+                f"(not in a model request: {f.non_model_share:.0%}), "
+                f"worker prefix-cache hits {f.prefix_hit_rate:.2f}",
+                flush=True,
+            )
     ratios: dict[str, float] = {}
+    for mode in modes:
+        for sandbox in sandboxes[1:]:
+            first = figures[f"{mode}/{sandboxes[0]}"].wall_s
+            ratios[f"wall ({mode}) {sandbox} / {sandboxes[0]}"] = round(figures[f"{mode}/{sandbox}"].wall_s / first, 3)
     if {"b", "c"} <= figures.keys():
         ratios["wall c / b"] = round(figures["c"].wall_s / figures["b"].wall_s, 3)
         ratios["fan-out c / b"] = round(figures["c"].fanout_s / figures["b"].fanout_s, 3)
@@ -70,10 +81,11 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=4.0, help="model and tools run this much faster")
     parser.add_argument("--active", type=int, default=0, help="(c)'s active workers; 0 means all subtasks")
     parser.add_argument("--modes", default="abc")
+    parser.add_argument("--sandboxes", default="auto", help="comma-separated sandbox backends to run each mode under")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args()
     workload = Workload(args.subtasks, args.turns, args.words, args.tool_s, args.time_scale)
-    figures, ratios = asyncio.run(measure(workload, args.modes, args.active))
+    figures, ratios = asyncio.run(measure(workload, args.modes, args.active, args.sandboxes.split(",")))
     for name, value in ratios.items():
         print(f"{name}: {value}")
     if args.json:

@@ -129,7 +129,7 @@ class DemoPolicy:
                 )
             return Reply(tool_calls=(ToolCallSpec("create_file", {"path": path, "content": first_round(path)}),))
         if step == 3:
-            args = "" if subtask == "fix-stats" else _test_path(path)
+            args = [] if subtask == "fix-stats" else [_test_path(path)]
             return Reply(tool_calls=(ToolCallSpec("run_tests", {"args": args}),))
         verdict = last.splitlines()[0] if last else "tests run"
         return Reply(content=f"Implemented {path}; {verdict}.")

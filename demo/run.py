@@ -9,8 +9,10 @@ graph, the tools, git, pytest and the HTTP traffic are all real.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -21,6 +23,7 @@ from sevenfold.sim.faults import FaultSpec
 from sevenfold.sim.profiles import load_profile
 from sevenfold.sim.runner import BackgroundSimulator
 from sevenfold.sim.server import SimConfig
+from sevenfold.tools.sandbox import SandboxUnavailableError, resolve_backend
 
 DEMO_TASK = "Implement every stub module of the package so that the whole test suite passes."
 DEMO_TIME_SCALE = 5.0
@@ -61,6 +64,20 @@ def demo_simulator(slots: int, **config: object) -> BackgroundSimulator:
     return BackgroundSimulator(SimConfig(**options))
 
 
+def demo_sandbox(settings: Settings) -> str:
+    """The demo's sandbox: as configured, except that with no backend available it runs unconfined and says so.
+
+    Only the demo may fall back: its model is a script that runs nothing but the example's own tests.
+    """
+    if settings.sandbox.backend != "auto":
+        return settings.sandbox.backend
+    try:
+        return resolve_backend("auto")
+    except SandboxUnavailableError as exc:
+        print(f"sandbox: none ({exc}); the demo's model is scripted, a real run would stop here", file=sys.stderr)
+        return "none"
+
+
 async def run_demo(
     settings: Settings,
     base_url: str | None = None,
@@ -85,7 +102,10 @@ async def run_demo(
             name: e.model_dump() | {"api_key": e.api_key.get_secret_value()} for name, e in settings.endpoints.items()
         }
         endpoints["default"] = endpoints["default"] | {"base_url": base_url}
-        run_settings = load_settings(**(settings.model_dump(exclude={"endpoints"}) | {"endpoints": endpoints}))
+        sandbox = settings.sandbox.model_dump() | {"backend": await asyncio.to_thread(demo_sandbox, settings)}
+        run_settings = load_settings(
+            **(settings.model_dump(exclude={"endpoints", "sandbox"}) | {"endpoints": endpoints, "sandbox": sandbox})
+        )
         return await start_run(run_settings, DEMO_TASK, repo, on_event=on_event)
     finally:
         if simulator is not None:

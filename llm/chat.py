@@ -3,9 +3,11 @@
 1. Every request waits for a slot of its endpoint's `SlotLimiter`, and holds it
    only while the request is in flight.
 2. Failed requests (connection errors, timeouts, 5xx, 429) are retried here,
-   with exponential backoff and jitter, *outside* the slot: a request sleeping
-   before its retry does not keep the GPU's slot from another agent. The OpenAI
-   client's own retries are therefore off (`max_retries=0`).
+   by one policy (`sevenfold.llm.retry`) for all four paths, with exponential
+   backoff and jitter, *outside* the slot: a request sleeping before its retry
+   does not keep the GPU's slot from another agent; a stream is retried only
+   before its first chunk reached the caller. The OpenAI client's own retries
+   are therefore off (`max_retries=0`).
 3. Thinking text (`<think>` blocks in content, or vLLM's `reasoning_content`)
    is moved out of `content` into `additional_kwargs["reasoning_content"]`,
    so later nodes see only the answer.
@@ -16,11 +18,10 @@ work unchanged, against vLLM or any OpenAI-compatible server.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import openai
@@ -33,30 +34,14 @@ from pydantic import PrivateAttr
 from sevenfold.errors import ServerWentAwayError
 from sevenfold.llm.cleanup import CallStats, StreamCleaner, move_thinking, recover_in_message
 from sevenfold.llm.limiter import SlotLimiter
+from sevenfold.llm.retry import RetryPolicy, is_retryable
 from sevenfold.llm.thinking import thinking_capability
+
+__all__ = ["SevenfoldChatOpenAI", "gone_error", "is_retryable", "went_away"]
 
 log = logging.getLogger(__name__)
 
-_TRANSPORT_ERRORS = {
-    "TransportError",
-    "RemoteProtocolError",
-    "ReadError",
-    "ConnectError",
-    "TimeoutException",
-}
 _VLLM_EXTRA_KEYS = ("top_k", "repetition_penalty", "chat_template_kwargs")
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether a failed request is worth sending again (the server or the network hiccupped)."""
-    if isinstance(
-        exc,
-        openai.APIConnectionError | openai.InternalServerError | openai.RateLimitError | asyncio.TimeoutError,
-    ):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in (502, 503, 504)
-    return any(cls.__name__ in _TRANSPORT_ERRORS for cls in type(exc).__mro__)
 
 
 def went_away(exc: BaseException) -> bool:
@@ -107,23 +92,24 @@ class SevenfoldChatOpenAI(ChatOpenAI):
     def stats(self) -> CallStats:
         return self._stats
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(30.0, self.retry_backoff * 2**attempt) * random.uniform(0.5, 1.5))
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            backoff=self.retry_backoff,
+            stats=self._stats,
+            resend_without_extras=self._drop_rejected_extras,
+        )
 
-    def _should_retry(self, exc: BaseException, attempt: int) -> bool:
-        self._stats.record_error(exc)
-        if _rejects_vllm_extras(exc) and self.extra_body:
-            log.warning(
-                "%s: the server rejected vLLM-only request fields (%s); continuing without them",
-                self.role,
-                ", ".join(sorted(self.extra_body)),
-            )
-            self.extra_body = None
-            return True
-        if attempt >= self.retry_attempts or not is_retryable(exc):
-            self._stats.failures += 1
+    def _drop_rejected_extras(self, exc: BaseException) -> bool:
+        """If the server rejected vLLM-only request fields, go on without them (True: send again at once)."""
+        if not (_rejects_vllm_extras(exc) and self.extra_body):
             return False
-        self._stats.retries += 1
+        log.warning(
+            "%s: the server rejected vLLM-only request fields (%s); continuing without them",
+            self.role,
+            ", ".join(sorted(self.extra_body)),
+        )
+        self.extra_body = None
         return True
 
     def _count_usage(self, message: BaseMessage) -> None:
@@ -132,43 +118,40 @@ class SevenfoldChatOpenAI(ChatOpenAI):
             self._stats.prompt_tokens += usage.get("input_tokens", 0)
             self._stats.completion_tokens += usage.get("output_tokens", 0)
 
-    async def _acquire(self) -> None:
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One attempt: counted, and holding a slot only while it is in flight."""
+        self._stats.requests += 1
+        if self._limiter is not None:
+            started = time.monotonic()
+            self._limiter.acquire_blocking()
+            self._stats.slot_wait_s += time.monotonic() - started
+        try:
+            yield
+        finally:
+            if self._limiter is not None:
+                self._limiter.release()
+
+    @asynccontextmanager
+    async def _aslot(self) -> AsyncIterator[None]:
+        self._stats.requests += 1
         if self._limiter is not None:
             started = time.monotonic()
             await self._limiter.acquire()
             self._stats.slot_wait_s += time.monotonic() - started
+        try:
+            yield
+        finally:
+            if self._limiter is not None:
+                self._limiter.release()
 
-    def _release(self) -> None:
-        if self._limiter is not None:
-            self._limiter.release()
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        attempt = 0
-        while True:
-            self._stats.requests += 1
-            await self._acquire()
-            try:
-                result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-            except Exception as exc:
-                self._release()
-                if not self._should_retry(exc, attempt):
-                    raise
-                await asyncio.sleep(
-                    0 if self.extra_body is None and _rejects_vllm_extras(exc) else self._backoff(attempt)
-                )
-                attempt += 1
-                continue
-            self._release()
-            for generation in result.generations:
-                self._count_usage(generation.message)
-                recover_in_message(generation.message, kwargs.get("tools"), self._stats)
-            return result
+    def _cleaned(self, result: ChatResult, tools: list[dict[str, Any]] | None) -> ChatResult:
+        for generation in result.generations:
+            self._count_usage(generation.message)
+            if generation.generation_info is None:
+                generation.generation_info = {}
+            recover_in_message(generation.message, tools, self._stats, generation.generation_info)
+        return result
 
     def _generate(
         self,
@@ -177,25 +160,23 @@ class SevenfoldChatOpenAI(ChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        attempt = 0
-        while True:
-            self._stats.requests += 1
-            if self._limiter is not None:
-                self._limiter.acquire_blocking()
-            try:
+        for attempt in self._retry_policy().retrying():
+            with attempt, self._slot():
                 result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-            except Exception as exc:
-                self._release()
-                if not self._should_retry(exc, attempt):
-                    raise
-                time.sleep(self._backoff(attempt))
-                attempt += 1
-                continue
-            self._release()
-            for generation in result.generations:
-                self._count_usage(generation.message)
-                recover_in_message(generation.message, kwargs.get("tools"), self._stats)
-            return result
+        return self._cleaned(result, kwargs.get("tools"))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        async for attempt in self._retry_policy().aretrying():
+            with attempt:
+                async with self._aslot():
+                    result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        return self._cleaned(result, kwargs.get("tools"))
 
     def _may_think(self, kwargs: dict[str, Any]) -> bool:
         """Whether this request asked a model that can think to think (its template may open `<think>` itself)."""
@@ -223,40 +204,6 @@ class SevenfoldChatOpenAI(ChatOpenAI):
                 generation.message.additional_kwargs["reasoning_content"] = reasoning
         return generation
 
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        attempt = 0
-        while True:
-            self._stats.requests += 1
-            cleaner = StreamCleaner(kwargs.get("tools"), self._stats, self._may_think(kwargs))
-            yielded = False
-            await self._acquire()
-            try:
-                async for generation in super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs):
-                    yielded = True
-                    self._count_usage(generation.message)
-                    yield cleaner.clean(generation)
-                tail = cleaner.tail()
-                if tail is not None:
-                    yield tail
-                return
-            except Exception as exc:
-                # Once chunks have reached the caller the request cannot be replayed invisibly.
-                if yielded or not self._should_retry(exc, attempt):
-                    if yielded:
-                        self._stats.record_error(exc)
-                        self._stats.failures += 1
-                    raise
-            finally:
-                self._release()
-            await asyncio.sleep(self._backoff(attempt))
-            attempt += 1
-
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -264,16 +211,34 @@ class SevenfoldChatOpenAI(ChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        self._stats.requests += 1
-        cleaner = StreamCleaner(kwargs.get("tools"), self._stats, self._may_think(kwargs))
-        if self._limiter is not None:
-            self._limiter.acquire_blocking()
-        try:
-            for generation in super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
-                self._count_usage(generation.message)
-                yield cleaner.clean(generation)
-            tail = cleaner.tail()
-            if tail is not None:
-                yield tail
-        finally:
-            self._release()
+        delivered: list[bool] = []  # once a chunk reached the caller, the request cannot be replayed invisibly
+        for attempt in self._retry_policy().retrying(replayable=lambda: not delivered):
+            with attempt, self._slot():
+                cleaner = StreamCleaner(kwargs.get("tools"), self._stats, self._may_think(kwargs))
+                for generation in super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
+                    self._count_usage(generation.message)
+                    delivered.append(True)
+                    yield cleaner.clean(generation)
+                tail = cleaner.tail()
+                if tail is not None:
+                    yield tail
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        delivered: list[bool] = []
+        async for attempt in self._retry_policy().aretrying(replayable=lambda: not delivered):
+            with attempt:
+                async with self._aslot():
+                    cleaner = StreamCleaner(kwargs.get("tools"), self._stats, self._may_think(kwargs))
+                    async for generation in super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs):
+                        self._count_usage(generation.message)
+                        delivered.append(True)
+                        yield cleaner.clean(generation)
+                    tail = cleaner.tail()
+                    if tail is not None:
+                        yield tail

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import ToolCallChunk, invalid_tool_call, tool_call_chunk
+from langchain_core.messages.tool import ToolCallChunk, invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from sevenfold.llm.recovery import ToolTextFilter, has_tool_call_text, recover_tool_calls
@@ -39,15 +39,30 @@ class CallStats:
         self.errors[name] = self.errors.get(name, 0) + 1
 
 
-def recover_in_message(message: BaseMessage, tools: list[dict[str, Any]] | None, stats: CallStats) -> None:
-    """Turn tool-call text left in content into tool calls (and unreadable text into invalid calls)."""
-    if not tools or not isinstance(message, AIMessage) or message.tool_calls or not isinstance(message.content, str):
+def recover_in_message(
+    message: BaseMessage,
+    tools: list[dict[str, Any]] | None,
+    stats: CallStats,
+    generation_info: dict[str, Any] | None = None,
+) -> None:
+    """Turn tool-call text left in content into tool calls (and unreadable text into invalid calls).
+
+    Also beside calls the server parsed: a broken call next to a good one stays in content as text, and the model
+    must hear that it was not run rather than have it vanish. The content left is stripped of trailing whitespace
+    (the streamed path gives the same). A `finish_reason` of "stop" becomes "tool_calls" when calls were recovered,
+    in `generation_info` (where langchain-openai keeps it until LangChain copies it into `response_metadata`) and in
+    `response_metadata`.
+    """
+    if not tools or not isinstance(message, AIMessage) or not isinstance(message.content, str):
         return
     if not has_tool_call_text(message.content):
         return
     recovery = recover_tool_calls(message.content, tools)
-    message.content = recovery.content.strip()
-    message.tool_calls = [{"name": c.name, "args": c.args, "id": c.id, "type": "tool_call"} for c in recovery.calls]
+    message.content = recovery.content.rstrip()
+    message.tool_calls = [
+        *message.tool_calls,
+        *(tool_call(name=c.name, args=c.args, id=c.id) for c in recovery.calls),
+    ]
     message.invalid_tool_calls = [
         *message.invalid_tool_calls,
         *(
@@ -59,8 +74,10 @@ def recover_in_message(message: BaseMessage, tools: list[dict[str, Any]] | None,
     message.response_metadata["tool_calls_malformed"] = len(recovery.malformed)
     stats.tool_calls_recovered += len(recovery.calls)
     stats.tool_calls_malformed += len(recovery.malformed)
-    if message.response_metadata.get("finish_reason") == "stop" and recovery.calls:
-        message.response_metadata["finish_reason"] = "tool_calls"
+    if recovery.calls:
+        for where in (message.response_metadata, generation_info):
+            if where is not None and where.get("finish_reason") == "stop":
+                where["finish_reason"] = "tool_calls"
 
 
 def move_thinking(message: BaseMessage, server_reasoning: str | None = None) -> None:
@@ -81,14 +98,17 @@ class StreamCleaner:
         self.stats = stats
         self.thinking = ThinkingFilter(opened_in_prompt_possible=thinking)
         self.tool_text = ToolTextFilter() if tools else None
-        self.server_parsed = False
+        self.next_index = 0
+        """The first tool-call chunk index the server has not used (recovered calls are numbered after its own)."""
+        self.finish_reason: str | None = None
+        """Taken off the server's last chunk and sent with the tail, where recovery may change it to "tool_calls"."""
 
     def clean(self, generation: ChatGenerationChunk) -> ChatGenerationChunk:
         message = generation.message
         if not isinstance(message, AIMessageChunk):
             return generation
-        if message.tool_call_chunks:
-            self.server_parsed = True
+        for chunk in message.tool_call_chunks:
+            self.next_index = max(self.next_index, (chunk.get("index") or 0) + 1)
         if message.additional_kwargs.get("reasoning_content"):
             self.thinking.server_parses()
         if isinstance(message.content, str) and message.content:
@@ -98,38 +118,46 @@ class StreamCleaner:
                 message.additional_kwargs["reasoning_content"] = (
                     message.additional_kwargs.get("reasoning_content", "") + thought
                 )
-        return ChatGenerationChunk(message=message, generation_info=generation.generation_info)
+        info = generation.generation_info
+        if self.tool_text is not None and info and "finish_reason" in info:
+            info = dict(info)
+            self.finish_reason = info.pop("finish_reason")
+        return ChatGenerationChunk(message=message, generation_info=info or None)
 
     def tail(self) -> ChatGenerationChunk | None:
         """The last chunk: what the filters held back, with recovered tool calls."""
         answer, thought = self.thinking.flush()
         extra: dict[str, Any] = {"reasoning_content": thought} if thought else {}
         chunks: list[ToolCallChunk] = []
+        finish_reason = self.finish_reason
         if self.tool_text is not None:
             held = self.tool_text.feed(answer) if answer else ""
             answer, held = held, self.tool_text.finish()
-            if held and not self.server_parsed and has_tool_call_text(held):
+            if held and has_tool_call_text(held):  # also beside calls the server parsed (a broken one next to them)
                 recovery = recover_tool_calls(held, self.tools)
-                answer += recovery.content
+                answer = (answer + recovery.content).rstrip()  # as recover_in_message: the same message either way
+                if recovery.calls and finish_reason == "stop":
+                    finish_reason = "tool_calls"
                 for call in recovery.calls:
-                    chunks.append(
-                        tool_call_chunk(name=call.name, args=json.dumps(call.args), id=call.id, index=len(chunks))
-                    )
+                    index = self.next_index + len(chunks)
+                    chunks.append(tool_call_chunk(name=call.name, args=json.dumps(call.args), id=call.id, index=index))
                 for bad in recovery.malformed:  # arguments that are not JSON: LangChain lists these as invalid calls
+                    index = self.next_index + len(chunks)
                     chunks.append(
                         tool_call_chunk(
                             name=None,
                             args=f"MALFORMED ({bad.reason}): {bad.text[:2000]}",
-                            id=f"malformed-{len(chunks)}",
-                            index=len(chunks),
+                            id=f"malformed-{index}",
+                            index=index,
                         )
                     )
                 self.stats.tool_calls_recovered += len(recovery.calls)
                 self.stats.tool_calls_malformed += len(recovery.malformed)
             else:
                 answer += held
-        if not (answer or extra or chunks):
+        if not (answer or extra or chunks or finish_reason):
             return None
         return ChatGenerationChunk(
-            message=AIMessageChunk(content=answer, additional_kwargs=extra, tool_call_chunks=chunks)
+            message=AIMessageChunk(content=answer, additional_kwargs=extra, tool_call_chunks=chunks),
+            generation_info={"finish_reason": finish_reason} if finish_reason else None,
         )

@@ -12,7 +12,8 @@ The model writes each call as
 
 with values as raw text (strings as they are, everything else as JSON), and a
 server's parser types them back by the tool's JSON schema. `convert_value`
-holds vLLM's typing rules (`qwen3_coder` parser), so that text recovered on
+holds vLLM's typing rules (`qwen3_coder` parser; the version and the few
+deliberate differences are in docs/tool-calls.md), so that text recovered on
 the client types exactly as the server would have typed it.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,19 +47,65 @@ def schema_properties(name: str, tools: Sequence[dict[str, Any]]) -> dict[str, A
     return None
 
 
-def convert_value(value: str, schema: dict[str, Any] | None) -> Any:
-    """Type a raw parameter value by its JSON schema, with vLLM's rules and fallbacks.
+_STRING_TYPES = ("string", "str", "text", "varchar", "char", "enum")
 
-    "null" is None for any type; integers and numbers that do not parse, and
-    objects that are not JSON (nor Python literals), stay strings; booleans are
-    true only for "true" (any case). `schema=None` (an unknown parameter) keeps
-    the string.
+
+def _schema_type(schema: object) -> tuple[str, bool]:
+    """The type a value is converted to, and whether the schema admits null.
+
+    A `type` is used as written (a list of types: its first non-null one); an `anyOf` without `type` gives its first
+    non-null member's type (pydantic writes `Optional[int]` as `anyOf: [integer, null]`); anything else, a schema
+    that is not an object included (`true`), is a string.
     """
-    if value.lower() == "null":
-        return None
-    kind = str((schema or {}).get("type", "string")).strip().lower() if schema is not None else None
-    if kind is None or kind in ("string", "str", "text", "varchar", "char", "enum"):
+    if not isinstance(schema, dict):
+        return "string", False
+    declared = schema.get("type")
+    if isinstance(declared, list):
+        kinds = [str(t).strip().lower() for t in declared]
+        non_null = [k for k in kinds if k != "null"]
+        return (non_null[0] if non_null else "null"), "null" in kinds
+    if declared is not None:
+        kind = str(declared).strip().lower()
+        return kind, kind == "null"
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        kinds = [str(o["type"]).strip().lower() for o in options if isinstance(o, dict) and "type" in o]
+        non_null = [k for k in kinds if k != "null"]
+        return (non_null[0] if non_null else "string"), "null" in kinds
+    return "string", False
+
+
+def _strict_json(value: Any, raw: str) -> Any:
+    """`value` if it serialises as strict JSON (no NaN or Infinity, no sets or bytes), else the raw text."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return raw
+    return value
+
+
+def convert_value(value: str, schema: Any) -> Any:
+    """Type a raw parameter value by its JSON schema, with the rules of vLLM's `qwen3_coder` parser.
+
+    The rules are those of vllm/tool_parsers/qwen3coder_tool_parser.py at vLLM commit 00d0a333 (docs/tool-calls.md):
+    string types keep the text as written, "null" included, unless the schema admits null; for other types
+    "null" and "None" are None; integers and numbers that do not parse stay strings; booleans are true only for
+    "true" (any case); objects and arrays are JSON, else Python literals. `schema=None` (a parameter the tool does
+    not declare) and a schema that is not an object keep the string.
+
+    One deliberate difference: a value that would not serialise as strict JSON (`nan`, `inf`, `1e999`, a Python set)
+    stays the raw string, so the arguments are always valid JSON.
+    """
+    if schema is None:
         return value
+    kind, nullable = _schema_type(schema)
+    lowered = value.lower()
+    if nullable and lowered in ("null", "none"):
+        return None
+    if kind in _STRING_TYPES:
+        return value
+    if lowered in ("null", "none"):
+        return None
     if kind.startswith(("int", "uint", "long", "short", "unsigned")):
         try:
             return int(value)
@@ -68,15 +116,29 @@ def convert_value(value: str, schema: dict[str, Any] | None) -> Any:
             number = float(value)
         except ValueError:
             return value
+        if not math.isfinite(number):
+            return value
         return int(number) if number.is_integer() else number
     if kind in ("boolean", "bool", "binary"):
-        return value.lower() == "true"
-    if kind in ("object", "array", "arr") or kind.startswith(("dict", "list")):
+        return lowered == "true"
+    container = kind in ("object", "array", "arr") or kind.startswith(("dict", "list"))
+    if container:
         try:
-            return json.loads(value)
+            parsed = json.loads(value)
         except ValueError:
             pass
+        else:
+            if isinstance(parsed, str):  # a JSON-encoded Python repr, "{'k': 'v'}"
+                parsed = _literal(parsed, parsed)
+            return _strict_json(parsed, value)
+    parsed = _literal(value, value)
+    if container and isinstance(parsed, str) and parsed is not value:
+        parsed = _literal(parsed, parsed)
+    return _strict_json(parsed, value)
+
+
+def _literal(text: str, fallback: Any) -> Any:
     try:
-        return ast.literal_eval(value)
+        return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
-        return value
+        return fallback

@@ -24,12 +24,25 @@ from typing import Any
 
 from sevenfold.llm.qwen3_format import convert_value, schema_properties
 
-_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-_BARE_FUNCTION = re.compile(r"<function=[^>\n]+>\n.*?\n</function>", re.DOTALL)
+# A `<tool_call>` opens a call only when what follows it (after optional whitespace) is `<function`, `{` or the end of
+# the text (a reply cut off just after the tag); anywhere else it is prose about the tag, and stays content, as on
+# the server, whose parser needs a `<function=` to see a call at all. A `<function=` opens a call wherever it is.
+_OPENS = r"(?=\s*(?:<function|\{|\Z))"
+_CALL_START = re.compile(r"<tool_call>" + _OPENS + r"|<function=")
+_BLOCK = re.compile(r"<tool_call>" + _OPENS + r"(.*?)</tool_call>", re.DOTALL)
+# A function written without its <tool_call> wrapper; a stray `</tool_call>` right after it belongs to it.
+_BARE_FUNCTION = re.compile(r"<function=[^>\n]+>\n.*?\n</function>(?:\s*</tool_call>)?", re.DOTALL)
+_STRAY_CLOSE = re.compile(r"\s*</tool_call>\Z")
 _FUNCTION = re.compile(r"\A\s*<function=([^>\n]+)>\n(?:(.*)\n)?</function>\s*\Z", re.DOTALL)
 _PARAMETER_OPEN = re.compile(r"(?:\A|\n)<parameter=([^>\n]+)>\n")
 _CLOSE = "\n</parameter>"
 MARKERS = ("<tool_call>", "<function=")
+
+
+def find_call_start(text: str, start: int = 0) -> int:
+    """Where the first tool call in text begins (see the rule above), or -1."""
+    match = _CALL_START.search(text, start)
+    return match.start() if match else -1
 
 
 @dataclass
@@ -59,8 +72,8 @@ class Recovery:
 
 
 def has_tool_call_text(text: str) -> bool:
-    """Whether text holds anything that looks like the start of a tool call."""
-    return any(marker in text for marker in MARKERS)
+    """Whether text holds the start of a tool call (not merely prose that names the tags)."""
+    return find_call_start(text) >= 0
 
 
 def _parse_xml(body: str, tools: Sequence[dict[str, Any]]) -> RecoveredCall | Malformed:
@@ -120,7 +133,7 @@ def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovery:
     covered = [(a, b) for a, b, _ in spans]
     for bare in _BARE_FUNCTION.finditer(text):  # a function written without its <tool_call> wrapper
         if not any(a <= bare.start() < b for a, b in covered):
-            spans.append((bare.start(), bare.end(), bare.group(0)))
+            spans.append((bare.start(), bare.end(), _STRAY_CLOSE.sub("", bare.group(0))))
     spans.sort()
     recovery = Recovery(content="")
     cursor = 0
@@ -142,7 +155,7 @@ def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovery:
         else:
             recovery.malformed.append(found)
     rest = text[cursor:]
-    opened = min((i for i in (rest.find(m) for m in MARKERS) if i >= 0), default=-1)
+    opened = find_call_start(rest)
     if opened >= 0:  # a call that was cut off (finish_reason "length") or never closed
         recovery.content += rest[:opened]
         recovery.malformed.append(Malformed(rest[opened:], "the tool call is not closed (was the reply cut off?)"))
@@ -152,7 +165,12 @@ def recover_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> Recovery:
 
 
 class ToolTextFilter:
-    """For streams: passes content through until tool-call text starts, then holds the rest back for recovery."""
+    """For streams: passes content through until a tool call starts, then holds the rest back for recovery.
+
+    Also held back, until later text decides: a `<tool_call>` not yet followed by anything that says whether it opens
+    a call, a partial tag at the end of a chunk, and trailing whitespace (dropped if a call follows, as the
+    non-streamed path strips it).
+    """
 
     def __init__(self) -> None:
         self.held = ""
@@ -164,19 +182,45 @@ class ToolTextFilter:
             self.held += chunk
             return ""
         text = self._pending + chunk
-        self._pending = ""
-        starts = [i for i in (text.find(m) for m in MARKERS) if i >= 0]
-        if starts:
-            self.held = text[min(starts) :]
-            return text[: min(starts)]
-        keep = max((_partial_suffix(text, m) for m in MARKERS), default=0)
-        self._pending = text[len(text) - keep :] if keep else ""
-        return text[: len(text) - keep]
+        opened = find_call_start(text)
+        if opened >= 0 and not _undecided(text, opened):
+            self.held = text[opened:]
+            self._pending = ""
+            return self._emit(text[:opened])
+        keep = _undecided_from(text)
+        visible = self._emit(text[:keep])
+        self._pending += text[keep:]
+        return visible
+
+    def _emit(self, text: str) -> str:
+        """Text to show, keeping its trailing whitespace pending."""
+        body = text.rstrip()
+        self._pending = text[len(body) :]
+        return body
 
     def finish(self) -> str:
-        """Everything held back: tool-call text (or a partial marker) to recover at the end."""
-        rest, self.held, self._pending = self.held + self._pending, "", ""
+        """Everything held back: tool-call text, a partial tag or trailing whitespace, to recover at the end."""
+        rest, self.held, self._pending = self._pending + self.held, "", ""
         return rest
+
+
+def _undecided(text: str, index: int) -> bool:
+    """Whether the `<tool_call>` at index runs to the end of text with nothing yet that decides what it is."""
+    if not text.startswith("<tool_call>", index):
+        return False
+    after = text[index + len("<tool_call>") :].lstrip()
+    return "<function".startswith(after)
+
+
+def _undecided_from(text: str) -> int:
+    """Where the part of text that later chunks may still turn into a call's start begins (len(text) if none)."""
+    search = 0
+    while (index := text.find("<tool_call>", search)) >= 0:
+        if _undecided(text, index):
+            return index
+        search = index + 1
+    keep = max((_partial_suffix(text, m) for m in MARKERS), default=0)
+    return len(text) - keep
 
 
 def _partial_suffix(text: str, marker: str) -> int:

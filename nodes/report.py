@@ -30,6 +30,7 @@ def make_report(base: Team) -> TeamNode:
         status = "rejected" if state.get("status") == "rejected" else "passed" if tests.get("ok") else "failed"
         reports = [from_state(WorkerReport, r) for r in state.get("reports", [])]
         rounds = [from_state(RoundSummary, r) for r in state.get("rounds", [])]
+        sandbox = await team.sandbox(state["repo"])
         data = {
             "run_id": run_id,
             "task": state["task"],
@@ -42,6 +43,9 @@ def make_report(base: Team) -> TeamNode:
             "workers": [r.model_dump(mode="json") for r in reports],
             "review": review.model_dump(mode="json") if review else None,
             "tests": tests,
+            "test_command": team.settings.tools.test_command,
+            "test_env": sorted(team.settings.sandbox.env),  # names only: values may be secrets
+            "sandbox": sandbox.describe(),
             "tokens": {
                 "prompt": sum(r.prompt_tokens for r in reports),
                 "completion": sum(r.completion_tokens for r in reports),
@@ -82,16 +86,25 @@ def _write_report(run_dir: Path, data: dict[str, Any]) -> None:
     (run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")
 
 
+TASK_CHARS = 2_000
+SUMMARY_CHARS = 160
+
+
 def render_markdown(data: dict[str, Any]) -> str:
-    """The run report as Markdown, for people."""
+    """The run report as Markdown, for people: the result, how tests ran, then each round and each worker."""
+    task, task_cut = _shorten(data["task"], TASK_CHARS)
+    if task_cut:
+        task += f" ({len(data['task']):,} characters; all of it is in report.json)"
     lines = [
         f"# sevenfold run {data['run_id']}: {data['status']}",
         "",
-        f"Task: {data['task']}",
+        f"Task: {task}",
         "",
         f"Result: branch `{data['result_branch']}` at {data['result_commit'][:12]} (from {data['base_commit'][:12]})",
         f"Tests: {data['tests'].get('summary_line', '') or _tests_line(data['tests'])}",
+        _test_command_line(data),
         f"Tokens: {data['tokens']['prompt']:,} prompt, {data['tokens']['completion']:,} completion; wall time {data['wall_time_s']:.1f} s",
+        _sandbox_line(data.get("sandbox") or {}),
         "",
         "Model requests (this process): "
         + "; ".join(
@@ -110,6 +123,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {r['round']} | {len(r['subtasks'])} | {', '.join(r['failed_subtasks']) or '-'} | {r['tests_summary']} | {occupancy} | {r['duration_s']:.1f} s |"
         )
+    for r in data["rounds"]:
+        lines += _round_section(r)
     lines += [
         "",
         "## Workers",
@@ -119,19 +134,77 @@ def render_markdown(data: dict[str, Any]) -> str:
         "| round | subtask | status | files | steps | tool calls | tokens | summary |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    cut_summaries: list[str] = []
     for w in data["workers"]:
-        summary = (w["summary"] or "; ".join(w["errors"])).replace("\n", " ").replace("|", "/")[:160]
+        full = w["summary"] or "; ".join(w["errors"])
+        summary, cut = _shorten(full, SUMMARY_CHARS)
         tokens = w["prompt_tokens"] + w["completion_tokens"]
         attempt = f" (attempt {w['attempt']})" if w["attempt"] > 1 else ""
         calls = (
             f"{w['tool_calls']} / {w['tool_calls_recovered']} / {w['tool_calls_repaired']} / {w['tool_calls_failed']}"
         )
         lines.append(
-            f"| {w['round']} | {w['subtask_id']}{attempt} | {w['status']} | {len(w['files_changed'])} | {w['steps']} | {calls} | {tokens:,} | {summary} |"
+            f"| {w['round']} | {w['subtask_id']}{attempt} | {w['status']} | {len(w['files_changed'])} | {w['steps']} | {calls} | {tokens:,} | {summary.replace('|', '/')} |"
         )
-    if data.get("review"):
-        lines += ["", "## Review", "", data["review"].get("notes") or "(none)"]
+        if cut:
+            cut_summaries += ["", f"**Round {w['round']}, {w['subtask_id']}{attempt}:**", "", full.strip()]
+    if cut_summaries:
+        lines += ["", "### Worker summaries in full", *cut_summaries]
+    left_out = [f"{w['subtask_id']}: {', '.join(w['left_out'])}" for w in data["workers"] if w.get("left_out")]
+    if left_out:
+        lines += ["", "Left out of the result (folders that are git repositories of their own): " + "; ".join(left_out)]
+    if data.get("review") and not any(r.get("review_notes") for r in data["rounds"]):
+        lines += [
+            "",
+            "## Review",
+            "",
+            data["review"].get("notes") or "(none)",
+        ]  # a run recorded before rounds kept notes
     return "\n".join(lines) + "\n"
+
+
+def _round_section(r: dict[str, Any]) -> list[str]:
+    """One round: its plan, the tests that failed on its merged result, and its review notes."""
+    lines = ["", f"### Round {r['round']}", ""]
+    if r.get("plan_summary") or r.get("goals"):
+        lines.append(f"Plan: {r.get('plan_summary') or '(no summary)'}")
+        lines += [f"- `{subtask}`: {' '.join(goal.split())}" for subtask, goal in (r.get("goals") or {}).items()]
+        lines.append("")
+    lines.append(f"Tests: {r['tests_summary']}")
+    failing = r.get("failing_tests") or []
+    if failing:
+        lines += ["", "Failing tests:"] + [f"- `{name}`" for name in failing]
+    if r.get("review_notes"):
+        lines += ["", "Review notes:", ""] + [f"> {line}".rstrip() for line in r["review_notes"].strip().splitlines()]
+    return lines
+
+
+def _shorten(text: str, limit: int) -> tuple[str, bool]:
+    """`text` on one line, cut at a word boundary with an ellipsis when longer than `limit`; and whether it was."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat, False
+    head = flat[: limit + 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head else flat[:limit]
+    return cut.rstrip(" ,;:") + " …", True
+
+
+def _test_command_line(data: dict[str, Any]) -> str:
+    """Which command ran the tests, and which variables (by name) were set for it and every other command."""
+    if "test_command" not in data:
+        return "Test command: unknown"
+    names = data.get("test_env") or []
+    env = f" with {', '.join(names)} set" if names else " (no variables set)"
+    return f"Test command: `{data['test_command']}`{env}"
+
+
+def _sandbox_line(sandbox: dict[str, Any]) -> str:
+    """Where the model's commands ran, with any warning (backend none, a kernel that cannot block the network)."""
+    if not sandbox:
+        return "Sandbox: unknown"
+    network = "network on" if sandbox.get("network") else "network off"
+    warnings = "".join(f"; WARNING: {w}" for w in sandbox.get("warnings", []))
+    return f"Sandbox: {sandbox['backend']} ({network}){warnings}"
 
 
 def _tests_line(tests: dict[str, Any]) -> str:

@@ -18,6 +18,34 @@ INTEGRATION = "integration"
 MAX_DIFF_CHARS = 12_000
 
 
+def fair_diff(diff: str, limit: int) -> str:
+    """The diff within `limit` characters, shared fairly between files, naming each file whose diff was cut.
+
+    Cutting the whole diff at `limit` would let one large file (a padded changelog sorted first) push every
+    other change out of the reviewer's sight; here small files are shown whole and large ones share the rest.
+    """
+    if len(diff) <= limit:
+        return diff
+    chunks = [part if i == 0 else "diff --git " + part for i, part in enumerate(diff.split("\ndiff --git "))]
+    chunks[0] = chunks[0].removeprefix("\n")
+    share: dict[int, int] = {}
+    remaining = limit
+    for done, index in enumerate(sorted(range(len(chunks)), key=lambda i: len(chunks[i]))):
+        share[index] = min(len(chunks[index]), remaining // (len(chunks) - done))
+        remaining -= share[index]
+    shown = []
+    for index, chunk in enumerate(chunks):
+        if share[index] >= len(chunk):
+            shown.append(chunk)
+            continue
+        name = chunk.split("\n", 1)[0].removeprefix("diff --git ")
+        cut = len(chunk) - share[index]
+        shown.append(
+            f"{chunk[: share[index]]}\n[... {name}: {cut:,} more characters of this file's diff not shown ...]"
+        )
+    return "\n".join(shown)
+
+
 def make_reviewer(base: Team) -> TeamNode:
     """Build the reviewer node for a team."""
 
@@ -86,7 +114,7 @@ def make_reviewer(base: Team) -> TeamNode:
                     merged=merged,
                     conflicts=[c.model_dump() for c in conflicts],
                     diff_stat=diff_stat,
-                    diff=diff[:MAX_DIFF_CHARS] + ("\n[... diff trimmed ...]" if len(diff) > MAX_DIFF_CHARS else ""),
+                    diff=fair_diff(diff, MAX_DIFF_CHARS),
                 )
             ),
         ]

@@ -26,6 +26,7 @@ from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.factory import chat_model
 from sevenfold.settings import ROLES, Settings
 from sevenfold.state.team import TeamState
+from sevenfold.tools.sandbox import SandboxPolicy, sandbox_policy
 from sevenfold.tools.toolset import build_tools
 from sevenfold.tools.workspace import Workspace
 
@@ -48,6 +49,7 @@ class Team:
     _models: dict[str, SevenfoldChatOpenAI] = field(default_factory=dict)
     _workspaces: dict[tuple[str, str], Workspace] = field(default_factory=dict)
     _toolsets: OrderedDict[str, WorkerToolset] = field(default_factory=OrderedDict)
+    _sandboxes: dict[str, SandboxPolicy] = field(default_factory=dict)
     _variants: dict[str, Team] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,14 +77,15 @@ class Team:
             self._models[role] = chat_model(self.settings, role)
         return self._models[role]
 
-    def toolset(self, worktree: str) -> WorkerToolset:
-        """The tools confined to a worktree and the worker model bound to them.
+    def toolset(self, worktree: str, sandbox: SandboxPolicy) -> WorkerToolset:
+        """The tools confined to a worktree (commands run in `sandbox`) and the worker model bound to them.
 
         Built once per worktree, not every turn: turning ten tools into JSON schemas costs milliseconds a turn.
         """
         toolset = self._toolsets.get(worktree)
         if toolset is None:
-            tools = {t.name: t for t in build_tools(Path(worktree), self.settings.tools)}
+            jail = sandbox.jail(Path(worktree))
+            tools = {t.name: t for t in build_tools(Path(worktree), self.settings.tools, jail)}
             toolset = WorkerToolset(tools, self.model("worker").bind_tools(list(tools.values())))
             self._toolsets[worktree] = toolset
             if len(self._toolsets) > _TOOLSETS_KEPT:
@@ -93,6 +96,12 @@ class Team:
     def release_toolset(self, worktree: str) -> None:
         """Forget a finished worker's tools and bound model (each holds about 0.2 MB; a long run has hundreds)."""
         self._toolsets.pop(worktree, None)
+
+    async def sandbox(self, repo: str) -> SandboxPolicy:
+        """The sandbox policy for commands on `repo`'s worktrees (probed and built once, in a thread)."""
+        if repo not in self._sandboxes:
+            self._sandboxes[repo] = await asyncio.to_thread(sandbox_policy, self.settings, Path(repo))
+        return self._sandboxes[repo]
 
     def run_dir(self, run_id: str) -> Path:
         """The directory holding a run's checkpoints, report and worktrees."""

@@ -11,7 +11,7 @@ from sevenfold.llm.limiter import limiter_for
 from sevenfold.nodes.dispatch import round_reports
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.team import Team, TeamNode
-from sevenfold.state.models import Review, RoundSummary, from_state, to_state
+from sevenfold.state.models import FAILING_TESTS_KEPT, Review, RoundSummary, from_state, to_state
 from sevenfold.state.team import TeamState
 from sevenfold.tools.testing import run_tests
 
@@ -28,9 +28,12 @@ def make_verifier(base: Team) -> TeamNode:
         )
         await workspace.recover(integration.path, "HEAD")  # a merge or test run a crash cut short
         emit("tests_started", round=state["round"])
-        result = await run_tests(Path(integration.path), team.settings.tools)
+        # The tests the workers wrote are repository code: they run in the sandbox like any command.
+        jail = (await team.sandbox(state["repo"])).jail(Path(integration.path))
+        result = await run_tests(jail, team.settings.tools)
         emit("tests_finished", round=state["round"], ok=result.ok, summary=result.summary())
         reports = round_reports(state)
+        plan = state.get("plan") or {}  # as approved (and maybe edited); read as data, not validated again
         summary = RoundSummary(
             round=state["round"],
             subtasks=sorted({r.subtask_id for r in reports}),
@@ -39,6 +42,10 @@ def make_verifier(base: Team) -> TeamNode:
             tests_summary=result.summary(),
             slot_occupancy=_occupancy(team, state),
             duration_s=round(time.time() - state.get("round_started", time.time()), 3),
+            plan_summary=str(plan.get("summary", "")),
+            goals={str(s.get("id")): str(s.get("goal", "")) for s in plan.get("subtasks", [])},
+            failing_tests=[f.name for f in result.failures[:FAILING_TESTS_KEPT]],
+            review_notes=review.notes,
         )
         return {"tests": result.model_dump_state(), "rounds": [to_state(summary)]}
 

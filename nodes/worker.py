@@ -75,6 +75,8 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
             task=state["task"],
             plan_summary=state["plan_summary"],
             repo_map=await repo_map(state["repo"], state["base"], team.settings.repo_map_max_files),
+            test_command=team.settings.tools.test_command,
+            test_env=sorted(team.settings.sandbox.env),
         )
         task = render("worker_task", subtask=state["subtask"], notes=state.get("notes", ""))
         emit("worker_started", subtask=key, goal=state["subtask"]["goal"])
@@ -103,7 +105,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
                 else f"{spent} tokens"
             )
             return {"status": "budget_exhausted", "errors": [*state.get("errors", []), f"budget spent: {reason}"]}
-        model = team.toolset(state["worktree"]).model
+        model = team.toolset(state["worktree"], await team.sandbox(state["repo"])).model
         try:
             reply = await model.ainvoke(state["messages"], extra_headers={"X-Sevenfold-Subtask": _key(state)})
         except Exception as exc:  # the client already retried; the server is not answering usefully
@@ -126,7 +128,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
         await _recover(team, state)
         reply = state["messages"][-1]
         assert isinstance(reply, AIMessage)
-        tools = team.toolset(state["worktree"]).tools
+        tools = team.toolset(state["worktree"], await team.sandbox(state["repo"])).tools
         key = _key(state)
 
         async def call(tool_call: dict[str, Any]) -> ToolMessage:
@@ -192,6 +194,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
             summary = str(messages[-1].content)
         commit: str | None = None
         files: list[str] = []
+        left_out: list[str] = []
         if state.get("worktree"):
             try:
                 workspace = await team.workspace(state["repo"], state["run_id"])
@@ -200,6 +203,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
                     f"sevenfold: {state['subtask']['id']}\n\n{state['subtask']['goal']}\n\n{summary}".strip(),
                     base=state["base"],
                 )
+                left_out = await workspace.nested_repositories(Path(state["worktree"]))
             except Exception as exc:
                 status, errors = "failed", [*errors, f"could not commit: {exc}"]
         if status == "done" and not commit and not files:
@@ -213,6 +217,7 @@ def make_worker_nodes(base: Team) -> tuple[WorkerNode, WorkerNode, WorkerNode, W
             branch=state.get("branch", ""),
             commit=commit,
             files_changed=files,
+            left_out=left_out,
             steps=state.get("steps", 0),
             tool_calls=state.get("tool_calls", 0),
             tool_calls_recovered=state.get("tool_calls_recovered", 0),

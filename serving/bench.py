@@ -12,21 +12,31 @@ Before the levels one test request, with a prompt of its own, checks the whole
 path (as `vllm bench serve` does). If the server refuses the extras with HTTP
 400 the run goes on without them and the report says the lengths were not
 forced. The figures and their definitions are in `bench_metrics`.
+
+When `/version` says the server is `sevenfold sim`, figures are reported in its
+modelled time (wall-clock times x its time scale, rates / it), and the run is
+refused before any load if the simulator cannot stream tokens at their modelled
+intervals at that scale: the shortest modelled interval between two tokens,
+divided by the time scale, must be at least the simulator's pacing floor
+(`sevenfold.sim.clock.PACING_FLOOR_S`, measured by `bench/sim_pacing.py`).
+Below it tokens leave in bursts and ITL measures the event loop, not the model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
 from sevenfold.errors import ModelNotServedError, ServerError, ServerUnreachableError, SettingsError
 from sevenfold.serving.bench_metrics import BenchReport, LevelResult, RequestResult, set_scaling_efficiency, summarize
+from sevenfold.serving.bench_sim import SimulatorInfo, check_pacing
 
 # Short common words: one token each for a BPE tokenizer like Qwen's, and for the simulator's.
 _WORD_TEXT = (
@@ -57,9 +67,20 @@ def make_prompts(count: int, input_len: int, rng: random.Random, first_serial: i
     return [f"{first_serial + i}: " + " ".join(rng.choice(_WORDS) for _ in range(words)) for i in range(count)]
 
 
+class Served(NamedTuple):
+    """What the server said about itself before the load."""
+
+    model: str
+    """The model to load."""
+    version: str
+    """What `/version` answered (vLLM's `{"version": ...}`), empty if nothing."""
+    simulated: SimulatorInfo | None
+    """Set when `/version` carries `sevenfold_sim`: the server is the simulator."""
+
+
 async def find_model(
     session: aiohttp.ClientSession, base_url: str, model: str | None, headers: dict[str, str]
-) -> tuple[str, str]:
+) -> Served:
     """The model to load (default: the first served) and what /version says.
 
     Raises `ServerUnreachableError` if nothing answers within the connect
@@ -73,10 +94,12 @@ async def find_model(
                 hint = "" if base_url.endswith("/v1") else f"; did you mean {base_url}/v1?"
                 raise ServerError(f"{base_url}/models answered HTTP {response.status}{hint}")
             body = await response.json(content_type=None)
-        server = ""
+        version, simulated = "", None
         async with session.get(f"{base_url.removesuffix('/v1')}/version", timeout=quick) as response:
             if response.status == 200:
-                server = (await response.text()).strip()[:200]
+                text = await response.text()
+                version = text.strip()[:200]
+                simulated = SimulatorInfo.from_version(text)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise ServerUnreachableError(
             f"no model server at {base_url} ({type(exc).__name__}); start vLLM or `sevenfold sim`, or fix --base-url"
@@ -91,7 +114,7 @@ async def find_model(
             f"the server at {base_url} does not serve {wanted!r} (it serves: {', '.join(served) or 'nothing'}); "
             "pass one with --model"
         )
-    return wanted, server
+    return Served(wanted, version, simulated)
 
 
 class LoadGenerator:
@@ -179,17 +202,21 @@ class LoadGenerator:
         if self.force_lengths and result.output_tokens != self.output_len:
             self.force_lengths = False  # the server took the extras but ignored them
 
-    async def level(self, concurrency: int, prompts: list[str]) -> LevelResult:
-        """All prompts with at most `concurrency` in flight; figures over the level's wall time."""
+    async def level(self, concurrency: int, prompts: list[str], simulated: SimulatorInfo | None = None) -> LevelResult:
+        """All prompts with at most `concurrency` in flight; figures over the level's time (modelled if `simulated`)."""
         gate = asyncio.Semaphore(concurrency)
 
         async def send(prompt: str) -> RequestResult:
             async with gate:
                 return await self.request(prompt)
 
+        # The run's garbage collected now rather than inside the level: in a fresh process the first full
+        # collection (every object the imports made) took ~90 ms and landed in the second level, adding that to
+        # its TTFT (c=4 median 111 ms instead of 22 at scale 1, and x5 at time scale 5).
+        gc.collect()
         started = time.perf_counter()
         results = await asyncio.gather(*(send(p) for p in prompts))
-        return summarize(concurrency, list(results), time.perf_counter() - started)
+        return summarize(concurrency, list(results), time.perf_counter() - started, simulated)
 
 
 def _error_message(text: str) -> str:
@@ -211,11 +238,14 @@ async def run_bench(
     num_prompts: int = 32,
     seed: int = 0,
     on_level: Callable[[LevelResult], None] | None = None,
+    refuse_unpaced: bool = True,
 ) -> BenchReport:
     """Run every level in order, calling `on_level` as each finishes.
 
-    Raises `ServerUnreachableError`, `ModelNotServedError` or `ServerError`
-    (from `find_model` and the test request) before any level starts.
+    Against `sevenfold sim` the figures are in its modelled time. Raises
+    `ServerUnreachableError`, `ModelNotServedError` or `ServerError` (from
+    `find_model`, `check_pacing` unless `refuse_unpaced` is False, and the
+    test request) before any level starts.
     """
     base_url = base_url.rstrip("/")
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -223,13 +253,25 @@ async def run_bench(
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=300)
     connector = aiohttp.TCPConnector(limit=max(concurrencies) + 1)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        served, server = await find_model(session, base_url, model, headers)
-        load = LoadGenerator(session, base_url, served, headers, output_len)
+        served = await find_model(session, base_url, model, headers)
+        if served.simulated and refuse_unpaced:
+            check_pacing(base_url, served.simulated)
+        load = LoadGenerator(session, base_url, served.model, headers, output_len)
         await load.check(make_prompts(1, input_len, rng, first_serial=10**6)[0])
-        report = BenchReport(base_url, served, server, input_len, output_len, num_prompts, seed, load.force_lengths)
+        report = BenchReport(
+            base_url,
+            served.model,
+            served.version,
+            input_len,
+            output_len,
+            num_prompts,
+            seed,
+            load.force_lengths,
+            simulated=served.simulated,
+        )
         for index, concurrency in enumerate(concurrencies):
             prompts = make_prompts(num_prompts, input_len, rng, first_serial=index * num_prompts)
-            report.levels.append(await load.level(concurrency, prompts))
+            report.levels.append(await load.level(concurrency, prompts, served.simulated))
             if on_level:
                 on_level(report.levels[-1])
     set_scaling_efficiency(report.levels)

@@ -20,13 +20,24 @@ One difference, on purpose: vLLM counts the first chunk with a choice as the
 first token. vLLM's server sends its role-only chunk with the first token, but
 other servers (and `sevenfold sim`) send it at once, so here only a chunk with
 text (content or reasoning) counts as a token chunk.
+
+Against `sevenfold sim` (its `/version` carries a `sevenfold_sim` object) every
+figure is in modelled time: the client's wall-clock times multiplied by the
+simulator's time scale, rates divided by it, and the report says
+"simulated: PROFILE at scale K" wherever it shows them. It also counts the
+token gaps shorter than half the profile's shortest interval between tokens:
+the model cannot produce them, so they are tokens that arrived in bursts
+(a busy machine starved the client or the simulator) and ITL is not the
+model's where there are many.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from sevenfold.serving.bench_sim import SimulatorInfo
 
 
 @dataclass
@@ -40,6 +51,12 @@ class RequestResult:
     prompt_tokens: int = 0
     output_tokens: int = 0
     error: str = ""
+
+    def scaled(self, factor: float) -> RequestResult:
+        """This result with every time multiplied by `factor` (wall-clock to modelled time)."""
+        return replace(
+            self, ttft_s=self.ttft_s * factor, e2e_s=self.e2e_s * factor, itl_s=[g * factor for g in self.itl_s]
+        )
 
 
 @dataclass
@@ -59,6 +76,7 @@ class LevelResult:
     completed: int
     failed: int
     duration_s: float
+    """From the first request sent to the last finished (modelled time against the simulator)."""
     total_input_tokens: int
     total_output_tokens: int
     request_throughput: float
@@ -74,6 +92,10 @@ class LevelResult:
     scaling_efficiency: float | None = None
     """Output throughput here / (concurrency x output throughput at concurrency 1); None without a level 1."""
     first_error: str = ""
+    wall_s: float = 0.0
+    """The level's wall-clock time (`duration_s` / the simulator's time scale; the same against a real server)."""
+    burst_share: float | None = None
+    """Against the simulator: the share of ITL gaps under half its shortest modelled interval (bursts)."""
 
 
 @dataclass
@@ -90,11 +112,21 @@ class BenchReport:
     seed: int
     lengths_forced: bool
     """The server took `ignore_eos`/`min_tokens`, so every reply is `output_len` tokens."""
+    simulated: SimulatorInfo | None = None
+    """Set when the server is `sevenfold sim`: then every figure is in its modelled time."""
     levels: list[LevelResult] = field(default_factory=list)
 
+    @property
+    def source(self) -> str:
+        """Where the figures come from, for titles: "simulated: PROFILE at scale K (MODEL)" or the model."""
+        return f"{self.simulated.label} ({self.model})" if self.simulated else self.model
+
     def to_json(self) -> dict[str, Any]:
-        """Every figure as plain JSON data."""
-        return asdict(self)
+        """Every figure as plain JSON data, with `source` and `time_basis` ("modelled" or "wall") on top."""
+        data = asdict(self)
+        if self.simulated:
+            data["simulated"]["label"] = self.simulated.label
+        return {"source": self.source, "time_basis": "modelled" if self.simulated else "wall", **data}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -119,9 +151,19 @@ def latency_stats(seconds: list[float]) -> LatencyStats:
     )
 
 
-def summarize(concurrency: int, results: list[RequestResult], duration_s: float) -> LevelResult:
-    """A level's figures from its requests and its wall time."""
+def summarize(
+    concurrency: int, results: list[RequestResult], duration_s: float, simulated: SimulatorInfo | None = None
+) -> LevelResult:
+    """A level's figures from its requests and its wall time; in modelled time when the server is `simulated`."""
+    wall_s = duration_s
+    if simulated:
+        results = [r.scaled(simulated.time_scale) for r in results]
+        duration_s *= simulated.time_scale
     done = [r for r in results if r.ok]
+    gaps = [gap for r in done for gap in r.itl_s]
+    burst_share = None
+    if simulated and gaps:
+        burst_share = sum(gap < simulated.token_interval_s / 2 for gap in gaps) / len(gaps)
     output = sum(r.output_tokens for r in done)
     prompt = sum(r.prompt_tokens for r in done)
     per_s = 1 / duration_s if duration_s > 0 else 0.0
@@ -137,9 +179,11 @@ def summarize(concurrency: int, results: list[RequestResult], duration_s: float)
         total_token_throughput=(prompt + output) * per_s,
         ttft_ms=latency_stats([r.ttft_s for r in done]),
         tpot_ms=latency_stats([(r.e2e_s - r.ttft_s) / (r.output_tokens - 1) for r in done if r.output_tokens > 1]),
-        itl_ms=latency_stats([gap for r in done for gap in r.itl_s]),
+        itl_ms=latency_stats(gaps),
         e2el_ms=latency_stats([r.e2e_s for r in done]),
         first_error=next((r.error for r in results if not r.ok), ""),
+        wall_s=wall_s,
+        burst_share=burst_share,
     )
 
 

@@ -1,4 +1,8 @@
-"""Showing a `sevenfold bench` report: a table for the terminal and a PNG."""
+"""Showing a `sevenfold bench` report: a table for the terminal and a PNG.
+
+Figures from `sevenfold sim` are labelled "simulated: PROFILE at scale K" in
+the table's title and the plot's, never shown under the model's name alone.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from sevenfold.errors import SevenfoldError
 from sevenfold.serving.bench_metrics import BenchReport, LatencyStats
 
 PLOT_NEEDS = "--plot needs matplotlib: pip install 'sevenfold[bench]'"
+BURSTY = 0.2
+"""Above this share of burst gaps a level's ITL gets a note. Healthy runs measured 0-17% (at 4 in flight, brief
+stalls of a busy machine followed by catch-up); median ITL was off by 40% and more only above half."""
 
 
 def _ms(stats: LatencyStats) -> str:
@@ -20,10 +27,15 @@ def bench_table(report: BenchReport) -> Table:
     """One row per concurrency level: throughputs, latencies (mean / median / p99 ms), scaling, failures."""
     completed = sum(lv.completed for lv in report.levels)
     measured = sum(lv.total_input_tokens for lv in report.levels) / completed if completed else 0
+    caption = "latencies in ms as mean / median / p99; scaling = out tok/s ÷ (c × out tok/s at c=1)"
+    if report.simulated:
+        k = report.simulated.time_scale
+        basis = "as on the wall clock (scale 1)" if k == 1 else f"wall-clock times × {k:g}, rates ÷ {k:g}"
+        caption = f"modelled time: {basis}; {caption}"
     table = Table(
-        title=f"{report.model} at {report.base_url}: {report.num_prompts} requests a level, "
+        title=f"{report.source} at {report.base_url}: {report.num_prompts} requests a level, "
         f"{report.output_len} tokens out, {report.input_len} in ({measured:.0f} by the server's count)",
-        caption="latencies in ms as mean / median / p99; scaling = out tok/s ÷ (c × out tok/s at c=1)",
+        caption=caption,
     )
     for name in ("c", "req/s", "out tok/s", "total tok/s"):
         table.add_column(name, justify="right")
@@ -50,11 +62,24 @@ def bench_table(report: BenchReport) -> Table:
 def bench_notes(report: BenchReport) -> list[str]:
     """What a reader of the table should also know: unforced lengths, failures, levels that never filled."""
     notes = []
+    if report.simulated:
+        note = f"{report.simulated.label}: the simulator's model of that hardware, not a measurement of it"
+        if report.simulated.time_scale != 1:
+            note += (
+                f"; TTFT and E2E also hold each request's own wall-clock cost (HTTP, JSON: about 1-2 ms), "
+                f"multiplied by {report.simulated.time_scale:g}"
+            )
+        notes.append(note)
     if not report.lengths_forced:
         notes.append("the server did not take ignore_eos/min_tokens: output lengths are the model's own")
     if report.levels and all(lv.scaling_efficiency is None for lv in report.levels):
         notes.append("scaling is n/a: add 1 to --concurrency")
     for lv in report.levels:
+        if lv.burst_share is not None and lv.burst_share > BURSTY:
+            notes.append(
+                f"c={lv.concurrency}: {lv.burst_share:.0%} of token gaps were shorter than the simulator can make them "
+                "(tokens arrived in bursts: the machine was busy), so this level's ITL is not the model's"
+            )
         if lv.failed:
             notes.append(f"c={lv.concurrency}: {lv.failed} of {lv.failed + lv.completed} failed ({lv.first_error})")
         if lv.concurrency > report.num_prompts:
@@ -70,8 +95,19 @@ def require_matplotlib() -> None:
         raise SevenfoldError(PLOT_NEEDS) from None
 
 
+def plot_title(report: BenchReport) -> str:
+    """The plot's title; against the simulator its first line is "simulated: PROFILE at scale K, in modelled time"."""
+    title = f"{report.model}, ~{report.input_len} in / {report.output_len} out"
+    if report.simulated:  # first, so the figure cannot be read as a measurement of the model on hardware
+        title = f"{report.simulated.label}, in modelled time\n{title}"
+    return title
+
+
 def plot_report(report: BenchReport, path: Path) -> None:
-    """A PNG of output throughput (with linear scaling from c=1 for reference) and median ITL by concurrency."""
+    """A PNG of output throughput (with linear scaling from c=1 for reference) and median ITL by concurrency.
+
+    Against the simulator the title (also the PNG's `Title` text) says so: see `plot_title`.
+    """
     require_matplotlib()
     import matplotlib
 
@@ -87,15 +123,17 @@ def plot_report(report: BenchReport, path: Path) -> None:
     left.set_xscale("log", base=2)
     left.set_xticks(xs, [str(x) for x in xs])
     left.set_xlabel("requests in flight")
-    left.set_ylabel("output tokens/s", color="tab:blue")
+    modelled = " (modelled)" if report.simulated else ""
+    left.set_ylabel(f"output tokens/s{modelled}", color="tab:blue")
     left.set_ylim(bottom=0, top=1.15 * max(lv.output_throughput for lv in report.levels) or None)
     right = left.twinx()
     right.plot(xs, [lv.itl_ms.median for lv in report.levels], "s--", color="tab:red", label="median ITL")
-    right.set_ylabel("median ITL (ms)", color="tab:red")
-    right.set_ylim(bottom=0)
+    right.set_ylabel(f"median ITL (ms){modelled}", color="tab:red")
+    right.set_ylim(bottom=0, top=1.15 * max(lv.itl_ms.median for lv in report.levels) or None)
     handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    left.legend(handles=handles, loc="upper left", fontsize="small")
-    left.set_title(f"{report.model}, ~{report.input_len} in / {report.output_len} out", fontsize="medium")
+    left.legend(handles=handles, loc="lower right", fontsize="small")  # under the curves, which rise to the right
+    title = plot_title(report)
+    left.set_title(title, fontsize="medium")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, metadata={"Title": title.replace("\n", "; ")})  # PNG text, for whoever finds the file
     plt.close(figure)

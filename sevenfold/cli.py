@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -114,40 +115,97 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     return load_settings(config, **clean) if clean else settings
 
 
-def _finish(result: RunResult) -> None:
-    print(f"run {result.run_id}: {result.status}")
+def _finish(result: RunResult, events: bool = False) -> None:
+    """Say how the run ended and exit with its code; with `--events`, one last JSON line on stdout and the human
+    lines on stderr, so that every stdout line is JSON."""
+    say: Callable[[str], None] = (lambda line: print(line, file=sys.stderr)) if events else print
+    if events:
+        ended: dict[str, Any] = {"event": "run_finished", "run_id": result.run_id, "status": result.status}
+        ended |= {"result_branch": result.result_branch, "report": result.report_path, "stopped_by": result.stopped_by}
+        _json_events(ended)
+    say(f"run {result.run_id}: {result.status}")
     if result.result_branch:
-        print(f"result branch: {result.result_branch}")
+        say(f"result branch: {result.result_branch}")
     if result.report_path:
-        print(f"report: {result.report_path}")
+        say(f"report: {result.report_path}")
     if result.stopped_by:
-        print(f"stopped: {result.stopped_by}")
+        say(f"stopped: {result.stopped_by}")
     if result.status == "incomplete":
-        print(f"resume with: sevenfold resume {result.run_id}")
+        say(f"resume with: sevenfold resume {result.run_id}")
     if result.status == "awaiting_approval" and result.waiting_for is not None:
-        _show_plan(result.run_id, result.run_dir, result.waiting_for)
+        _show_plan(result.run_id, result.run_dir, result.waiting_for, say)
         raise typer.Exit(3)
     if result.status != "passed":
         raise typer.Exit(1)
 
 
-def _show_plan(run_id: str, run_dir: Path, waiting: dict[str, Any]) -> None:
+def _show_plan(run_id: str, run_dir: Path, waiting: dict[str, Any], say: Callable[[str], None] = print) -> None:
+    from sevenfold.progress import printable  # the plan is model text: no terminal control codes reach the screen
+
     plan = waiting.get("plan") or {}
-    print(f"round {waiting.get('round')} plan, waiting for approval: {plan.get('summary', '')}")
+    say(printable(f"round {waiting.get('round')} plan, waiting for approval: {plan.get('summary', '')}"))
     for subtask in plan.get("subtasks", []):
         after = f" (after {', '.join(subtask['depends_on'])})" if subtask.get("depends_on") else ""
-        print(f"  - {subtask['id']}{after}: {subtask['goal']}")
+        say(printable(f"  - {subtask['id']}{after}: {subtask['goal']}"))
     if waiting.get("problem"):
-        print(f"not run: {waiting['problem']}")
+        say(printable(f"not run: {waiting['problem']}"))
     path = run_dir / f"plan-round-{waiting.get('round')}.json"
     path.write_text(json.dumps({"plan": plan}, indent=2), encoding="utf-8")
-    print("to go on:")
-    print(f"  sevenfold resume {run_id} --approve")
-    print(f"  sevenfold resume {run_id} --plan {path}   (after editing it)")
-    print(f"  sevenfold resume {run_id} --reject")
+    say("to go on:")
+    say(f"  sevenfold resume {run_id} --approve")
+    say(f"  sevenfold resume {run_id} --plan {path}   (after editing it)")
+    say(f"  sevenfold resume {run_id} --reject")
+
+
+MAX_TASK_BYTES = 4 * 2**20
+"""A larger task would be copied into every checkpoint and prompt; no model context holds it anyway."""
+
+
+def _read_task(task: str | None, task_file: Path | None) -> str:
+    """The task: the argument, `-` for standard input, or `--task-file` (exactly one of them)."""
+    if (task is None) == (task_file is None):
+        raise SevenfoldError("give the task once: as TASK, as - (read from standard input) or with --task-file PATH")
+    if task is not None and task != "-":
+        return task
+    where = "standard input" if task_file is None else f"--task-file {task_file}"
+    try:
+        if task_file is None:
+            data = sys.stdin.buffer.read(MAX_TASK_BYTES + 1)
+        else:
+            with task_file.open("rb") as file:
+                data = file.read(MAX_TASK_BYTES + 1)
+    except OSError as exc:
+        raise SevenfoldError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_TASK_BYTES:
+        raise SevenfoldError(f"{where}: the task is over {MAX_TASK_BYTES // 2**20} MiB; say it in fewer words")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SevenfoldError(f"{where}: the task is not UTF-8 text") from None
+
+
+def _test_env(pairs: list[str] | None) -> dict[str, str] | None:
+    """`--test-env NAME=VALUE` options as a dict (None when there are none)."""
+    if not pairs:
+        return None
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise SevenfoldError(f"--test-env {pair!r}: give NAME=VALUE, NAME made of letters, digits and '_'")
+        env[name] = value
+    return env
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (also SEVENFOLD_CONFIG).")]
+SandboxOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sandbox",
+        help="Where the model's commands run: auto (bwrap, else landlock, else refuse), bwrap, landlock, or none "
+        "(unconfined, warned on every run).",
+    ),
+]
 EventsOption = Annotated[
     bool, typer.Option("--events", help="Print every progress event as one JSON line on stdout (for scripts).")
 ]
@@ -155,7 +213,12 @@ EventsOption = Annotated[
 
 @app.command()
 def run(
-    task: Annotated[str, typer.Argument(help="What the team should do.")],
+    task: Annotated[
+        str | None, typer.Argument(help="What the team should do; - reads it from standard input.", show_default=False)
+    ] = None,
+    task_file: Annotated[
+        Path | None, typer.Option("--task-file", help="Read the task from this file (for a long one).")
+    ] = None,
     repo: Annotated[
         Path, typer.Option(help="The git repository to work on; only new branches are written to it.")
     ] = Path("."),
@@ -167,13 +230,37 @@ def run(
     approve_plan: Annotated[
         bool, typer.Option("--approve-plan", help="Pause after each plan until you approve it (sevenfold resume).")
     ] = False,
+    test_command: Annotated[
+        str | None,
+        typer.Option(
+            "--test-command",
+            help="What runs the tests, e.g. 'PYTHONPATH=src python -m pytest' (default: the repository's "
+            "pyproject.toml \\[tool.sevenfold] test_command, else python -m pytest; setting tools.test_command).",
+        ),
+    ] = None,
+    test_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--test-env",
+            help="NAME=VALUE set for the tests and every command the model runs, repeatable (setting sandbox.env).",
+        ),
+    ] = None,
     config: ConfigOption = None,
+    sandbox: SandboxOption = None,
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
     events: EventsOption = False,
 ) -> None:
-    """Run the team on TASK in a repository until the tests pass or the rounds run out."""
+    """Run the team on TASK in a repository until the tests pass or the rounds run out.
+
+    Before anything is written, the tests are collected at HEAD in the sandbox: a test command that cannot
+    even collect them stops the run with what to try.
+    """
     from sevenfold.runs import start_run
 
+    text = _read_task(task, task_file)
+    sandbox_settings: dict[str, Any] = {"backend": sandbox} if sandbox else {}
+    if env := _test_env(test_env):
+        sandbox_settings["env"] = env
     settings = _settings(
         config,
         base_url=base_url,
@@ -181,8 +268,13 @@ def run(
         slots=slots,
         max_rounds=max_rounds,
         approve_plan=True if approve_plan else None,
+        sandbox=sandbox_settings or None,
+        tools={"test_command": test_command} if test_command is not None else None,
     )
-    _finish(_with_progress(settings, quiet, lambda on_event: start_run(settings, task, repo, run_id, on_event), events))
+    _finish(
+        _with_progress(settings, quiet, lambda on_event: start_run(settings, text, repo, run_id, on_event), events),
+        events,
+    )
 
 
 @app.command()
@@ -202,7 +294,9 @@ def resume(
 
     answer = _approval_answer(approve, reject, plan)
     settings = run_settings(_settings(config), run_id)
-    _finish(_with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event, answer), events))
+    _finish(
+        _with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event, answer), events), events
+    )
 
 
 def _approval_answer(approve: bool, reject: bool, plan: Path | None) -> Any:
@@ -222,8 +316,10 @@ def status(
     run_id: Annotated[str | None, typer.Argument(help="A run id; without one, list the runs.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """List runs, or show where one stands."""
-    from sevenfold.runs import list_runs, run_status
+    """List runs (newest first), or show where one stands."""
+    import time
+
+    from sevenfold.records import list_runs, run_status  # not sevenfold.runs: no graph, no model client
 
     settings = _settings(config)
     if run_id is None:
@@ -231,12 +327,14 @@ def status(
         if not runs:
             print(f"no runs in {settings.run_root}")
         for record in runs:
-            print(
-                f"{record['run_id']}  {'finished' if record['finished'] else 'unfinished'}  {record['repo']}  {record['task'][:60]}"
-            )
+            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(record.get("created") or 0)))
+            task = " ".join(str(record.get("task", "")).split())
+            label = str(record["status"]).replace("_", " ")
+            print(f"{record['run_id']}  {label:<17}  {started}  {record.get('repo', '')}  {task[:60]}")
         return
     info = asyncio.run(run_status(settings, run_id))
-    print(f"run {run_id}: {info['status']} (round {info['round']}, next: {', '.join(info['next']) or 'nothing'})")
+    label = str(info["status"]).replace("_", " ")
+    print(f"run {run_id}: {label} (round {info['round']}, next: {', '.join(info['next']) or 'nothing'})")
     for report in info["reports"]:
         print(
             f"  round {report['round']} {report['subtask_id']}: {report['status']} ({len(report['files_changed'])} files)"
@@ -494,8 +592,12 @@ def _json_events(event: dict[str, Any]) -> None:
 
 
 def _plain_events(event: dict[str, Any]) -> None:
+    from sevenfold.progress import describe_event
+
     kind = event.get("event")
     if kind in (
+        "sandbox",
+        "test_setup",
         "plan_ready",
         "worker_finished",
         "merged",
@@ -504,8 +606,7 @@ def _plain_events(event: dict[str, Any]) -> None:
         "report_ready",
         "dirty_checkout",
     ):
-        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "time"))
-        console.print(f"{kind}: {details}"[:300], highlight=False, soft_wrap=True)
+        console.print(describe_event(event, 300), highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Running, resuming and inspecting runs: the graph plus a checkpoint database per run.
 
-A run lives in `settings.run_root / <run-id>/`: `run.json` (what was asked),
-`checkpoints.sqlite` (every step, written before the next begins), `worktrees/`
-and, at the end, `report.json` and `report.md`. The run id is the LangGraph
-thread id.
+A run lives in `settings.run_root / <run-id>/`: `run.json` (what was asked, with
+the settings and test setup it runs with), `checkpoints.sqlite` (every step,
+written before the next begins), `worktrees/` and, at the end, `report.json` and
+`report.md`. The run id is the LangGraph thread id. Reading those files without
+a graph is `sevenfold.records`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from langgraph.types import Command, Durability
 from sevenfold.errors import ServerError, SettingsError, SevenfoldError, WorkspaceError
 from sevenfold.graphs.coding import CodingGraph, build_graph
 from sevenfold.llm.factory import check_endpoint
+from sevenfold.records import list_runs, read_record, run_settings, run_status, write_record
 from sevenfold.settings import ROLES, Settings
-from sevenfold.state.ids import new_run_id
+from sevenfold.state.ids import checked_run_id, new_run_id
 from sevenfold.state.team import TeamInput
+from sevenfold.tools.sandbox import sandbox_policy
 from sevenfold.tools.shell import reap_leftovers
+from sevenfold.tools.test_setup import TestSetup, resolve_test_setup
 from sevenfold.tools.testing import check_test_command
 from sevenfold.tools.workspace import Workspace
 
@@ -70,7 +74,7 @@ def run_config(settings: Settings, run_id: str) -> RunnableConfig:
 @asynccontextmanager
 async def open_graph(settings: Settings, run_id: str) -> AsyncIterator[CodingGraph]:
     """The coding graph with the run's own SQLite checkpointer, open for the body of the block."""
-    run_dir = settings.run_root / run_id
+    run_dir = settings.run_root / checked_run_id(run_id)
     await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(run_dir / "checkpoints.sqlite")) as saver:
         # WAL (set by the saver) with synchronous=NORMAL: every committed step survives the process dying, which
@@ -79,57 +83,60 @@ async def open_graph(settings: Settings, run_id: str) -> AsyncIterator[CodingGra
         yield await asyncio.to_thread(build_graph, settings, saver)  # builds HTTP clients: reads certificates
 
 
-async def preflight(settings: Settings, task: str, repo: Path) -> Workspace:
+@dataclass(frozen=True)
+class Checked:
+    """What the preflight found: the settings the run uses (its test setup applied), and that setup."""
+
+    settings: Settings
+    tests: TestSetup
+
+
+async def preflight(settings: Settings, task: str, repo: Path, resolve_tests: bool = True) -> Checked:
     """Everything that can be checked before a run starts, so bad input changes nothing.
 
-    Raises `SevenfoldError` subclasses with one-line messages: empty task,
-    repository problems, unreachable server, model not served.
+    With `resolve_tests` (a new run), the test setup is worked out (the repository's `[tool.sevenfold]`, a `src/`
+    layout) and the tests are collected at the base commit in the sandbox; a resumed run keeps the setup it began
+    with. Raises `SevenfoldError` subclasses with one-line messages: empty task, repository problems, no sandbox,
+    unreachable server, model not served, a test command that does not run or cannot collect the tests.
     """
     if not task.strip():
         raise SettingsError("the task is empty: say what the team should do")
     workspace = await asyncio.to_thread(Workspace.open, repo, "preflight", settings.run_root / "preflight")
-    await check_test_command(settings.tools, workspace.repo_path)
+    sandbox = await asyncio.to_thread(sandbox_policy, settings, workspace.repo_path)  # no backend: stop here
     checked: set[tuple[str, str]] = set()
     for role in ROLES:
         endpoint, model = settings.endpoint_for(role), settings.model_for(role)
         if (endpoint.base_url, model) not in checked:
             await check_endpoint(endpoint, model)
             checked.add((endpoint.base_url, model))
-    return workspace
+    if resolve_tests:
+        tests = await resolve_test_setup(settings, workspace.repo_path, workspace.base_commit, sandbox)
+    else:
+        await check_test_command(settings.tools, sandbox.jail(workspace.repo_path, writable=False))
+        tests = TestSetup(settings.tools.test_command, dict(settings.sandbox.env))
+    return Checked(tests.apply(settings), tests)
 
 
 async def start_run(
     settings: Settings, task: str, repo: Path, run_id: str | None = None, on_event: EventHandler | None = None
 ) -> RunResult:
     """Check the input, then run the team on `task` in `repo` until the tests pass or the rounds run out."""
-    await preflight(settings, task, repo)
-    run_id = run_id or new_run_id()
+    run_id = new_run_id() if run_id is None else checked_run_id(run_id)
+    checked = await preflight(settings, task, repo)
+    settings = checked.settings
     repo_path = str(await asyncio.to_thread(repo.resolve))
+    tests = checked.tests.describe()
     record = {
         "run_id": run_id,
         "task": task,
         "repo": repo_path,
         "created": time.time(),
         "settings": _public_settings(settings),
+        "tests": tests,
     }
-    await asyncio.to_thread(_write_record, settings.run_root / run_id, record)
+    await asyncio.to_thread(write_record, settings.run_root / run_id, record)
     inputs = TeamInput(task=task, repo=repo_path, run_id=run_id)
-    return await _drive(settings, run_id, inputs, on_event)
-
-
-def read_record(settings: Settings, run_id: str) -> dict[str, Any]:
-    """A run's record (`run.json`); `SevenfoldError` if there is no such run."""
-    path = settings.run_root / run_id / "run.json"
-    if not path.exists():
-        raise SevenfoldError(f"no run {run_id!r} in {settings.run_root} (see `sevenfold status`)")
-    return dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def _write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    if (run_dir / "run.json").exists():
-        raise SevenfoldError(f"run {record['run_id']} already exists; use `sevenfold resume {record['run_id']}`")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return await _drive(settings, run_id, inputs, on_event, tests=tests)
 
 
 async def resume_run(
@@ -140,9 +147,10 @@ async def resume_run(
     A run paused for plan approval needs an `answer`: True, False, or {"plan": {...}} (see `nodes.approval`).
     """
     record = await asyncio.to_thread(read_record, settings, run_id)
-    await preflight(settings, record["task"], Path(record["repo"]))
+    checked = await preflight(settings, record["task"], Path(record["repo"]), resolve_tests=False)
     asked = TeamInput(task=record["task"], repo=record["repo"], run_id=run_id)
-    return await _drive(settings, run_id, None if answer is None else Command(resume=answer), on_event, asked)
+    tests = record.get("tests") or checked.tests.describe()
+    return await _drive(settings, run_id, None if answer is None else Command(resume=answer), on_event, asked, tests)
 
 
 async def _drive(
@@ -151,11 +159,22 @@ async def _drive(
     inputs: TeamInput | Command | None,
     on_event: EventHandler | None,
     resuming: TeamInput | None = None,
+    tests: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Stream the graph from `inputs` to its end or a pause; `resuming` is the run's input when continuing it."""
+    """Stream the graph from `inputs` to its end or a pause; `resuming` is the run's input when continuing it.
+
+    The first events say where the model's commands run (`sandbox`) and how the tests run (`test_setup`: the
+    command, the names of the variables set, what came from the repository, what sevenfold chose).
+    """
     config = run_config(settings, run_id)
     stopped_by = None
     async with _exclusive(settings.run_root / run_id), open_graph(settings, run_id) as graph:
+        asked = resuming if resuming is not None else inputs
+        if on_event is not None and isinstance(asked, dict):  # say first where the model's commands will run
+            sandbox = await asyncio.to_thread(sandbox_policy, settings, Path(asked["repo"]))
+            on_event({"event": "sandbox", **sandbox.describe(), "time": time.time()})
+            if tests is not None:
+                on_event({"event": "test_setup", **tests, "time": time.time()})
         if resuming is not None:  # under the lock: commands of a process still driving the run are not leftovers
             reaped = await asyncio.to_thread(reap_leftovers, settings.run_root / run_id)
             if reaped and on_event is not None:
@@ -215,42 +234,12 @@ async def _exclusive(run_dir: Path) -> AsyncIterator[None]:
         await asyncio.to_thread(handle.close)
 
 
-async def run_status(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Where a run stands: its record, the next nodes, round, status, and worker reports so far."""
-    record = await asyncio.to_thread(read_record, settings, run_id)
-    async with open_graph(settings, run_id) as graph:
-        state = await graph.aget_state(run_config(settings, run_id))
-    values = state.values
-    return {
-        **record,
-        "next": list(state.next),
-        "round": values.get("round"),
-        "status": values.get("status") if not state.next else "incomplete",
-        "reports": values.get("reports", []),
-        "report_path": values.get("report_path"),
-        "result_branch": values.get("result_branch"),
-    }
-
-
-def list_runs(settings: Settings) -> list[dict[str, Any]]:
-    """Every run under the run root, newest first."""
-    if not settings.run_root.is_dir():
-        return []
-    runs = []
-    for path in sorted(settings.run_root.iterdir(), reverse=True):
-        record_path = path / "run.json"
-        if record_path.is_file():
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-            record["finished"] = (path / "report.json").exists()
-            runs.append(record)
-    return runs
-
-
 def _public_settings(settings: Settings) -> dict[str, Any]:
     return json.loads(settings.model_dump_json(exclude={"endpoints": {"__all__": {"api_key"}}}))
 
 
 __all__ = [
+    "Checked",
     "RunResult",
     "WorkspaceError",
     "list_runs",
@@ -259,24 +248,7 @@ __all__ = [
     "preflight",
     "resume_run",
     "run_config",
+    "run_settings",
     "run_status",
     "start_run",
 ]
-
-
-def run_settings(current: Settings, run_id: str) -> Settings:
-    """The settings a run was started with (endpoints, roles, limits), with the current secrets.
-
-    `run.json` keeps every setting but the API keys, so a resumed run talks to
-    the same server with the same limits as the run it continues.
-    """
-    from sevenfold.settings import load_settings
-
-    record_path = current.run_root / run_id / "run.json"
-    if not record_path.exists():
-        raise SevenfoldError(f"no run {run_id!r} in {current.run_root} (see `sevenfold status`)")
-    saved = json.loads(record_path.read_text(encoding="utf-8"))["settings"]
-    for name, endpoint in saved.get("endpoints", {}).items():
-        if name in current.endpoints:
-            endpoint["api_key"] = current.endpoints[name].api_key.get_secret_value()
-    return load_settings(**saved)

@@ -12,7 +12,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -103,7 +103,41 @@ class ToolLimits(BaseModel):
     list_max_files: int = Field(1_000, ge=1, description="Most paths one list call returns.")
     test_command: str = Field(
         "python -m pytest",
-        description="Command that runs the project's tests (pytest-compatible for structured results).",
+        description="Command that runs the project's tests (pytest-compatible for structured results); may start "
+        "with NAME=value assignments. Unset, a repository's pyproject.toml [tool.sevenfold] test_command is used. "
+        "Variables for every command the tests run in go in sandbox.env (`sevenfold run --test-env`).",
+    )
+
+
+class SandboxSettings(BaseModel):
+    """Where the commands the model influences run (see docs/security.md)."""
+
+    model_config = {"extra": "forbid"}
+
+    backend: Literal["auto", "bwrap", "landlock", "none"] = Field(
+        "auto",
+        description="auto: bwrap if usable, else landlock, else refuse to run; none only when asked for by name.",
+    )
+    network: bool = Field(
+        False, description="Let commands reach the network (e.g. for pip install); weakens the boundary."
+    )
+    read_paths: list[Path] = Field(
+        default_factory=list,
+        description="Extra paths commands may read (e.g. a virtualenv in your home folder the tests need).",
+    )
+    pass_env: list[str] = Field(
+        default_factory=list, description="Names of environment variables passed to commands (besides PATH, LANG...)."
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Environment variables set for every command.")
+    hide_paths: list[Path] = Field(
+        default_factory=list,
+        description="More paths commands may not see (besides homes, /tmp, /run, your checkout and the run root).",
+    )
+    memory_mb: int = Field(8192, ge=64, description="Data memory one process of a command may allocate (MiB).")
+    file_size_mb: int = Field(512, ge=1, description="Largest file a command may write (MiB).")
+    cpu_seconds: int = Field(1800, ge=1, description="CPU time one process of a command may use (seconds).")
+    processes: int = Field(
+        1024, ge=8, description="Processes of the user at once (RLIMIT_NPROC; the kernel does not apply it to root)."
     )
 
 
@@ -112,6 +146,8 @@ def _default_endpoints() -> dict[str, EndpointSettings]:
 
 
 _toml_data: ContextVar[dict[str, Any] | None] = ContextVar("_toml_data", default=None)
+CONFIG_FILES_READ: set[Path] = set()
+"""Every settings file this process has read: they may hold API keys, so sandboxed commands never see them."""
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -139,6 +175,7 @@ class Settings(BaseSettings):
     worker: RoleSettings = Field(default_factory=RoleSettings)
     reviewer: ThinkingRoleSettings = Field(default_factory=ThinkingRoleSettings)
     tools: ToolLimits = Field(default_factory=ToolLimits)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     max_rounds: int = Field(3, ge=1, le=20, description="Planner->verifier rounds before giving up.")
     max_active_workers: int = Field(
         16,
@@ -209,6 +246,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     path = config_file or os.environ.get("SEVENFOLD_CONFIG")
     data: dict[str, Any] = {}
     if path:
+        CONFIG_FILES_READ.add(Path(path).resolve())
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from sevenfold.sim.clock import StepClock
 from sevenfold.sim.kv_cache import BlockTable, KVCache
 from sevenfold.sim.metrics import EngineMetrics
 from sevenfold.sim.profiles import Profile
@@ -68,9 +69,11 @@ class Engine:
         self.steps = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._clock = StepClock()
 
     def start(self) -> None:
         """Start the step loop on the running event loop."""
+        self._clock.start()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="sim-engine")
 
     async def stop(self) -> None:
@@ -79,6 +82,7 @@ class Engine:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._clock.close()
 
     def submit(self, seq: Sequence) -> None:
         """Queue a sequence; it will be scheduled in arrival order."""
@@ -107,10 +111,10 @@ class Engine:
                 deadline = time.monotonic()
             batch = self._schedule()
             step_s = self._step_time(batch) / self.time_scale
-            # Sleep to an absolute deadline so per-step scheduling jitter does not accumulate.
+            # Sleep to an absolute deadline so per-step scheduling jitter does not accumulate, on a clock
+            # finer than asyncio's millisecond (sim/clock.py) so each token leaves when the model says.
             deadline = max(deadline + step_s, time.monotonic() - 0.05)
-            delay = deadline - time.monotonic()
-            await asyncio.sleep(delay if delay > 0 else 0)
+            await self._clock.sleep_until(deadline)
             self._finish_step(batch)
 
     def _schedule(self) -> list[tuple[Sequence, int]]:

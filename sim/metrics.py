@@ -2,8 +2,10 @@
 
 Each simulator owns its registry, so several can run in one process (tests).
 Times are wall-clock seconds as a client sees them; with --time-scale X they
-are X times shorter than the modelled hardware's (`sevenfold_sim_time_scale`
-says by how much).
+are X times shorter than the modelled hardware's. Two series say so, for
+scrapers that would otherwise show them under the model's name:
+`sevenfold_sim_info{profile="h100-fp8",time_scale="10"} 1` and
+`sevenfold_sim_time_scale 10`. vLLM has neither.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     disable_created_metrics,
     generate_latest,
 )
@@ -65,7 +68,7 @@ _ITL_BUCKETS = (
 class EngineMetrics:
     """vLLM's metric families, labelled with the served model name."""
 
-    def __init__(self, model_name: str, time_scale: float) -> None:
+    def __init__(self, model_name: str, time_scale: float, profile: str = "custom") -> None:
         self.registry = CollectorRegistry()
         labels = ["model_name", "engine"]
         values = (model_name, "0")
@@ -130,6 +133,11 @@ class EngineMetrics:
             registry=self.registry,
         )
         scale.set(time_scale)
+        Info(
+            "sevenfold_sim",
+            "Simulator only: the hardware profile it models and its time scale (modelled seconds per wall second).",
+            registry=self.registry,
+        ).info({"profile": profile, "time_scale": f"{time_scale:g}"})
 
     def success(self, finished_reason: str) -> None:
         """Count one finished request."""

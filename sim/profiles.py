@@ -51,6 +51,11 @@ class Profile:
     """Step time per token of context read by the decoding sequences."""
     block_size: int = 16
 
+    @property
+    def token_interval_s(self) -> float:
+        """Modelled time between two tokens of a sequence decoding alone (short context): the shortest there is."""
+        return self.step_overhead_s + self.decode_per_seq_s
+
 
 def _kv_tokens(card_gib: float, utilization: float, weights_gib: float, overhead_gib: float, kv_bytes: int) -> int:
     return int((card_gib * utilization - weights_gib - overhead_gib) * GIB / kv_bytes)

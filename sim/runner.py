@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sevenfold.sim.clock import PACING_FLOOR_S
 from sevenfold.sim.server import SimConfig, Simulator, serve
 
 
@@ -81,6 +82,14 @@ async def serve_forever(config: SimConfig, host: str, port: int, announce: Calla
         f"time scale {config.time_scale:g}, policy {config.policy if isinstance(config.policy, str) else type(config.policy).__name__})"
     )
     announce("this is a simulator of a vLLM server: its replies come from a scripted policy, not from a model")
+    interval_s = p.token_interval_s / config.time_scale
+    if 0 < interval_s < PACING_FLOOR_S:
+        announce(
+            f"note: at time scale {config.time_scale:g} a lone sequence's tokens are {interval_s * 1000:.2f} ms apart, "
+            f"below the {PACING_FLOOR_S * 1000:g} ms this simulator paces honestly: agents work as usual, but "
+            f"streamed timings are not the model's and `sevenfold bench` refuses (it takes --time-scale "
+            f"{p.token_interval_s / PACING_FLOOR_S:.1f} or less)"
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from sevenfold.settings import DEFAULT_MODEL
+from sevenfold.sim.clock import PACING_FLOOR_S
 from sevenfold.sim.engine import Engine, Sequence
 from sevenfold.sim.faults import FaultDraw, FaultInjector, FaultSpec
 from sevenfold.sim.metrics import EngineMetrics
@@ -22,6 +23,7 @@ from sevenfold.sim.protocol import BadRequest, error_response, parse_chat_reques
 from sevenfold.sim.tokens import block_hashes, render_prompt, tokenize
 
 SIM_VERSION = "sevenfold-sim 0.1.0 (models vLLM V1 serving; not a model)"
+"""`GET /version`'s `version`; `llm.factory.check_endpoint` finds "sevenfold-sim" in it."""
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Simulator:
         profile = config.profile
         self.max_num_seqs = config.max_num_seqs or profile.max_num_seqs
         self.max_model_len = min(config.max_model_len or profile.max_model_len, profile.kv_cache_tokens)
-        self.metrics = EngineMetrics(config.model, config.time_scale)
+        self.metrics = EngineMetrics(config.model, config.time_scale, profile.name)
         self.engine = Engine(profile, self.max_num_seqs, config.time_scale, self.metrics)
         self.faults = FaultInjector(config.faults, config.seed)
         self.requests: list[dict[str, Any]] = []
@@ -84,8 +86,29 @@ class Simulator:
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
+    def describe(self) -> dict[str, Any]:
+        """What this simulator is, for clients: `GET /version` serves it under `sevenfold_sim`.
+
+        `profile` and `time_scale` say where figures come from (modelled time =
+        wall-clock time x `time_scale`); `token_interval_s` is the profile's
+        modelled time between two tokens of a sequence decoding alone, its
+        shortest; below `pacing_floor_s` of wall time between tokens streamed
+        ITL is not honest (`sevenfold bench` refuses). `/metrics` says the first
+        two as `sevenfold_sim_info{profile=...,time_scale=...} 1`.
+        """
+        p = self.config.profile
+        return {
+            "profile": p.name,
+            "time_scale": self.config.time_scale,
+            "max_num_seqs": self.max_num_seqs,
+            "max_model_len": self.max_model_len,
+            "token_interval_s": round(p.token_interval_s, 9),
+            "pacing_floor_s": PACING_FLOOR_S,
+        }
+
     async def _version(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": SIM_VERSION})
+        # vLLM answers {"version": "0.x.y"}; clients that read only `version` see no difference.
+        return web.json_response({"version": SIM_VERSION, "sevenfold_sim": self.describe()})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")

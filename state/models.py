@@ -13,7 +13,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,47}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+# No '.': sevenfold names worktrees and branches `<id>.r<round>.a<attempt>` and `integration.r<round>`, and git
+# refuses names with '..' or ending in '.lock'. `integration` and `result` are sevenfold's own branch names.
+_RESERVED_IDS = frozenset({"integration", "result"})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,7 +46,9 @@ class Subtask(BaseModel):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not _ID.match(value):
-            raise ValueError("id must be a lowercase slug of letters, digits, '.', '_' or '-' (at most 48 characters)")
+            raise ValueError("id must be a lowercase slug of letters, digits, '_' or '-' (at most 48 characters)")
+        if value in _RESERVED_IDS:
+            raise ValueError(f"id {value!r} is reserved; choose another")
         return value
 
 
@@ -118,6 +123,8 @@ class WorkerReport(BaseModel):
     branch: str = ""
     commit: str | None = None
     files_changed: list[str] = Field(default_factory=list)
+    left_out: list[str] = Field(default_factory=list)
+    """Folders the worker made that are git repositories of their own: not in its branch (see docs/security.md)."""
     steps: int = 0
     tool_calls: int = 0
     tool_calls_recovered: int = 0
@@ -152,8 +159,13 @@ class Review(BaseModel):
     diff_stat: str = ""
 
 
+FAILING_TESTS_KEPT = 50
+"""Failing tests a round summary names (the counts say how many there were)."""
+
+
 class RoundSummary(BaseModel):
-    """One planner -> verifier round, for the report and the next planner."""
+    """One planner -> verifier round, for the report and the next planner: what was planned, what failed, what
+    the reviewer said (each round keeps its own; the state keeps only the last review)."""
 
     round: int
     subtasks: list[str]
@@ -162,3 +174,9 @@ class RoundSummary(BaseModel):
     tests_summary: str = ""
     slot_occupancy: float | None = None
     duration_s: float = 0.0
+    plan_summary: str = ""
+    goals: dict[str, str] = Field(default_factory=dict)
+    """Each planned subtask's goal by id, in plan order."""
+    failing_tests: list[str] = Field(default_factory=list)
+    """Node ids of the tests that failed or errored on the merged result (at most `FAILING_TESTS_KEPT`)."""
+    review_notes: str = ""

@@ -7,27 +7,19 @@ that says what to do instead.
 from __future__ import annotations
 
 import re
-import subprocess
 from functools import cache
 from pathlib import Path
 
 from sevenfold.errors import ToolError
 from sevenfold.settings import ToolLimits
-from sevenfold.tools.paths import relative, resolve_in
+from sevenfold.tools.confined import read_bytes, replace_file
+from sevenfold.tools.git import run_git_sync
+from sevenfold.tools.paths import resolve_in, resolve_names
 
 
-def _read_text(worktree: Path, path: str, limits: ToolLimits) -> tuple[Path, str, bool]:
-    real = resolve_in(worktree, path)
-    if not real.exists():
-        raise ToolError(f"{path} does not exist; use list_files to see what is there")
-    if real.is_dir():
-        raise ToolError(f"{path} is a directory; use list_files with a pattern like '{path.rstrip('/')}/*'")
-    size = real.stat().st_size
-    if size > limits.max_file_bytes:
-        raise ToolError(
-            f"{path} is {size:,} bytes, over the {limits.max_file_bytes:,}-byte limit; use grep to find the part you need"
-        )
-    data = real.read_bytes()
+def _read_text(worktree: Path, path: str, limits: ToolLimits, *, for_writing: bool = False) -> tuple[Path, str, bool]:
+    real = resolve_in(worktree, path, for_writing=for_writing)
+    data = read_bytes(worktree.resolve(), real, path, limits.max_file_bytes)
     if b"\0" in data[:8192]:
         raise ToolError(f"{path} is a binary file; it cannot be viewed or edited as text")
     try:
@@ -62,20 +54,19 @@ def view_file(
 
 
 def create_file(worktree: Path, path: str, content: str) -> str:
-    """Write a file (making parent folders); says whether it replaced an existing one."""
+    """Write a file (making parent folders); says whether it replaced an existing one.
+
+    The old entry is replaced, never written through (see `confined.replace_file`).
+    """
     real = resolve_in(worktree, path, for_writing=True)
-    if real.is_dir():
-        raise ToolError(f"{path} is a directory")
-    existed = real.exists()
-    real.parent.mkdir(parents=True, exist_ok=True)
-    real.write_text(content, encoding="utf-8")
+    existed = replace_file(worktree.resolve(), real, path, content.encode("utf-8"), make_folders=True)
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
-    return f"{'Replaced' if existed else 'Created'} {relative(worktree, real)} ({lines} lines)"
+    return f"{'Replaced' if existed else 'Created'} {real.relative_to(worktree.resolve()).as_posix()} ({lines} lines)"
 
 
 def str_replace(worktree: Path, limits: ToolLimits, path: str, old: str, new: str) -> str:
     """Replace the one occurrence of `old` with `new`; zero or several matches are an error naming where."""
-    real, text, lossy = _read_text(worktree, path, limits)
+    real, text, lossy = _read_text(worktree, path, limits, for_writing=True)
     if lossy:
         raise ToolError(f"{path} is not valid UTF-8; rewrite it with create_file instead")
     if not old:
@@ -96,7 +87,7 @@ def str_replace(worktree: Path, limits: ToolLimits, path: str, old: str, new: st
         raise ToolError(
             f"old matches {count} times in {path} (lines {', '.join(map(str, lines))}); include more surrounding lines so it matches once"
         )
-    real.write_text(text.replace(old, new, 1), encoding="utf-8")
+    replace_file(worktree.resolve(), real, path, text.replace(old, new, 1).encode("utf-8"))
     line = text.count("\n", 0, text.index(old)) + 1
     return (
         f"Edited {path}: replaced {old.count(chr(10)) + 1} line(s) at line {line} with {new.count(chr(10)) + 1} line(s)"
@@ -105,7 +96,7 @@ def str_replace(worktree: Path, limits: ToolLimits, path: str, old: str, new: st
 
 def insert(worktree: Path, limits: ToolLimits, path: str, line: int, text: str) -> str:
     """Insert `text` after line `line` (0 inserts at the top)."""
-    real, content, lossy = _read_text(worktree, path, limits)
+    real, content, lossy = _read_text(worktree, path, limits, for_writing=True)
     if lossy:
         raise ToolError(f"{path} is not valid UTF-8; rewrite it with create_file instead")
     lines = content.splitlines(keepends=True)
@@ -115,18 +106,21 @@ def insert(worktree: Path, limits: ToolLimits, path: str, line: int, text: str) 
         lines[-1] += "\n"
     addition = text if text.endswith("\n") else text + "\n"
     lines.insert(line, addition)
-    real.write_text("".join(lines), encoding="utf-8")
+    replace_file(worktree.resolve(), real, path, "".join(lines).encode("utf-8"))
     return f"Inserted {addition.count(chr(10))} line(s) into {path} after line {line}"
 
 
 def tracked_and_untracked(worktree: Path) -> list[str]:
-    """Files git would consider (tracked plus untracked, minus ignored), sorted."""
-    result = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=worktree, capture_output=True, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    names = {n for n in result.stdout.decode("utf-8", errors="replace").split("\0") if n}
-    return sorted(n for n in names if (worktree / n).is_file())
+    """Files git would consider (tracked plus untracked, minus ignored), sorted; symlinks pointing out are left out."""
+    return sorted(files_inside(worktree))
+
+
+def files_inside(worktree: Path) -> dict[str, Path]:
+    """The files git would consider, each name mapped to its real path inside the worktree (symlinks pointing out are left out)."""
+    # Hardened like every sevenfold git call: a model-written config must not get its fsmonitor command run here.
+    listing = run_git_sync("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=worktree, check=False)
+    names = {n for n in listing.split("\0") if n}
+    return {name: real for name, real in resolve_names(worktree, names).items() if real.is_file()}
 
 
 def list_files(worktree: Path, limits: ToolLimits, pattern: str = "**/*") -> str:

@@ -1,15 +1,18 @@
-"""grep over a worktree: ripgrep when installed, else Python, with the same output either way."""
+"""grep over a worktree, in Python, reading each file through the same link-refusing open as the file tools.
+
+There is no ripgrep path: `rg` follows the symlinks it is handed and would race
+with a link swapped in between the check and its open.
+"""
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 from sevenfold.errors import ToolError
 from sevenfold.settings import ToolLimits
-from sevenfold.tools.files import _glob_match, tracked_and_untracked
+from sevenfold.tools.confined import read_bytes
+from sevenfold.tools.files import _glob_match, files_inside
 from sevenfold.tools.paths import relative, resolve_in
 
 
@@ -20,11 +23,12 @@ def grep(
     path: str = ".",
     glob: str | None = None,
     ignore_case: bool = False,
-    use_ripgrep: bool | None = None,
 ) -> str:
     """Lines matching a regular expression, as `path:line:text`, sorted by path and line, bounded.
 
-    Ignored files (.gitignore) and binary files are skipped.
+    Ignored files (.gitignore), binary files, files over the size limit, and
+    anything the file tools would refuse (a symlink pointing out of the
+    worktree, a pipe or device, a hard-linked file) are skipped.
     """
     try:
         regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
@@ -33,14 +37,7 @@ def grep(
     root = resolve_in(worktree, path)
     if not root.exists():
         raise ToolError(f"{path} does not exist")
-    rg = shutil.which("rg") if use_ripgrep is not False else None
-    if use_ripgrep and rg is None:
-        raise ToolError("ripgrep is not installed")
-    matches = (
-        _ripgrep(rg, worktree, root, pattern, glob, ignore_case)
-        if rg
-        else _python_grep(worktree, root, regex, glob, limits)
-    )
+    matches = _matching_lines(worktree, root, regex, glob, limits)
     matches.sort(key=lambda m: (m[0], m[1]))
     if not matches:
         return f"No matches for {pattern!r}."
@@ -51,67 +48,29 @@ def grep(
     return "\n".join(lines)
 
 
-def _candidates(worktree: Path, root: Path, glob: str | None) -> list[str]:
+def _candidates(worktree: Path, root: Path, glob: str | None) -> dict[str, Path]:
     prefix = relative(worktree, root)
-    names = tracked_and_untracked(worktree)
+    names = files_inside(worktree)
     if prefix != ".":
-        names = [n for n in names if n == prefix or n.startswith(prefix + "/")]
+        names = {n: p for n, p in names.items() if n == prefix or n.startswith(prefix + "/")}
     if glob:
-        names = [n for n in names if _glob_match(n, glob) or _glob_match(n.rsplit("/", 1)[-1], glob)]
+        names = {n: p for n, p in names.items() if _glob_match(n, glob) or _glob_match(n.rsplit("/", 1)[-1], glob)}
     return names
 
 
-def _python_grep(
+def _matching_lines(
     worktree: Path, root: Path, regex: re.Pattern[str], glob: str | None, limits: ToolLimits
 ) -> list[tuple[str, int, str]]:
     found: list[tuple[str, int, str]] = []
-    for name in _candidates(worktree, root, glob):
-        file = worktree / name
+    top = worktree.resolve()
+    for name, real in _candidates(worktree, root, glob).items():
         try:
-            if file.stat().st_size > limits.max_file_bytes:
-                continue
-            data = file.read_bytes()
-        except OSError:
+            data = read_bytes(top, real, name, limits.max_file_bytes)
+        except ToolError:
             continue
         if b"\0" in data[:8192]:
             continue
         for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
             if regex.search(line):
                 found.append((name, number, line))
-    return found
-
-
-def _ripgrep(
-    rg: str, worktree: Path, root: Path, pattern: str, glob: str | None, ignore_case: bool
-) -> list[tuple[str, int, str]]:
-    names = _candidates(worktree, root, glob)
-    if not names:
-        return []
-    command = [
-        rg,
-        "--no-heading",
-        "--line-number",
-        "--with-filename",
-        "--no-messages",
-        "--color",
-        "never",
-        "-e",
-        pattern,
-    ]
-    if ignore_case:
-        command.append("--ignore-case")
-    found: list[tuple[str, int, str]] = []
-    for start in range(0, len(names), 500):  # bounded argv
-        result = subprocess.run(
-            [*command, "--", *names[start : start + 500]],
-            cwd=worktree,
-            capture_output=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-        for line in result.stdout.decode("utf-8", errors="replace").splitlines():
-            name, _, rest = line.partition(":")
-            number, _, text = rest.partition(":")
-            if number.isdigit():
-                found.append((name, int(number), text))
     return found

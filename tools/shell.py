@@ -1,32 +1,22 @@
-"""Running commands in a worktree: timeout on the whole process group, bounded output, no secrets."""
+"""Running commands in a worktree's sandbox: timeout on the whole process group, bounded output, limits named."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import re
+import shutil
 import signal
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-_SECRET = re.compile(
-    r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY$|^LANGSMITH_|^LANGCHAIN_|^OPENAI_|^ANTHROPIC_|^HF_|^HUGGING|^SEVENFOLD_|^AWS_|^AZURE_|^GOOGLE_APPLICATION)",
-    re.IGNORECASE,
-)
+from sevenfold.tools.sandbox import MARKER, PAYLOAD_FD, Jail
+
 _GRACE_S = 2.0
-MARKER = "SEVENFOLD_WORKTREE"
-"""Set in every command's environment to the worktree it runs in, so a later process can find leftovers."""
-
-
-def scrubbed_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without anything that looks like a secret."""
-    env = {k: v for k, v in os.environ.items() if not _SECRET.search(k)}
-    env.update({"GIT_TERMINAL_PROMPT": "0", "PYTHONDONTWRITEBYTECODE": "1", "PAGER": "cat", "GIT_PAGER": "cat"})
-    env.update(extra or {})
-    return env
+_SIGXCPU, _SIGXFSZ = 24, 25
+_OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
 
 @dataclass(frozen=True)
@@ -39,6 +29,8 @@ class CommandResult:
     timed_out: bool
     cut_chars: int
     duration_s: float
+    limit: str = ""
+    """The sandbox limit the command ran into, if one is recognisable ("file size", "CPU time", "memory")."""
 
     def for_model(self) -> str:
         """The result as the model reads it."""
@@ -47,6 +39,8 @@ class CommandResult:
             if self.timed_out
             else f"exit code {self.exit_code}"
         )
+        if self.limit:
+            status += f"; stopped by the sandbox's {self.limit} limit"
         return f"[{status}]\n{self.output}" if self.output else f"[{status}] (no output)"
 
 
@@ -83,21 +77,35 @@ class _CappedBuffer:
 
 
 async def run_command(
-    command: str | list[str], cwd: Path, timeout_s: float, output_limit: int, env: dict[str, str] | None = None
+    command: str | list[str],
+    jail: Jail,
+    timeout_s: float,
+    output_limit: int,
+    extra_env: dict[str, str] | None = None,
 ) -> CommandResult:
-    """Run a shell command (or an argv list) in `cwd` with stdin closed.
+    """Run a bash command (or an argv list) in the jail's worktree, confined by it, with stdin closed.
 
-    At the timeout the whole process group is sent SIGTERM, then SIGKILL, so
-    children left running in the background die too. Output is read as it
-    comes and capped, so a flood costs no memory.
+    At the timeout the whole process group is sent SIGTERM, then SIGKILL, so children left running in the
+    background die too (and under bwrap the PID namespace ends with the command). Output is read as it comes
+    and capped, so a flood costs no memory.
     """
     argv = ["bash", "-c", command] if isinstance(command, str) else command
     started = time.monotonic()
-    env = {**(env if env is not None else scrubbed_environment()), MARKER: str(cwd)}
-    process = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env=env, start_new_session=True,
-    )  # fmt: skip
+    prepared = await asyncio.to_thread(jail.prepare, argv, extra_env)
+    payload = await asyncio.to_thread(_memory_file, prepared.payload) if prepared.payload is not None else None
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *(str(payload) if word == PAYLOAD_FD else word for word in prepared.argv), cwd=jail.worktree,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env=prepared.env, start_new_session=True, pass_fds=() if payload is None else (payload,),
+        )  # fmt: skip
+    except BaseException:
+        if prepared.scratch is not None:
+            await asyncio.to_thread(shutil.rmtree, prepared.scratch, True)
+        raise
+    finally:
+        if payload is not None:
+            os.close(payload)
     buffer = _CappedBuffer(output_limit)
     assert process.stdout is not None
 
@@ -119,8 +127,30 @@ async def run_command(
             await asyncio.wait_for(reader, 5.0)
         except TimeoutError:
             reader.cancel()
+        if prepared.scratch is not None:
+            await asyncio.to_thread(shutil.rmtree, prepared.scratch, True)
     output, cut = buffer.text()
-    return CommandResult(None if timed_out else process.returncode, output, timed_out, cut, time.monotonic() - started)
+    code = None if timed_out else process.returncode
+    return CommandResult(code, output, timed_out, cut, time.monotonic() - started, _limit_hit(code, output))
+
+
+def _memory_file(data: bytes) -> int:
+    """A descriptor of an anonymous in-memory file holding `data`, read from the start (no disk, no name)."""
+    fd = os.memfd_create("sevenfold-payload", os.MFD_CLOEXEC)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _limit_hit(code: int | None, output: str) -> str:
+    """Which limit a command's end points at: its exit code (a signal, directly or as bash's 128+N) or its output."""
+    if code in (-_SIGXFSZ, 128 + _SIGXFSZ) or "File too large" in output or "File size limit exceeded" in output:
+        return "file size"
+    if code in (-_SIGXCPU, 128 + _SIGXCPU) or "CPU time limit exceeded" in output:
+        return "CPU time"
+    if code not in (0, None) and any(sign in output[-4000:] for sign in _OUT_OF_MEMORY):
+        return "memory"
+    return ""
 
 
 async def _kill_group(process: asyncio.subprocess.Process) -> None:

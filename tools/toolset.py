@@ -7,7 +7,9 @@ on them.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import json
+import shlex
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
@@ -19,6 +21,8 @@ from pydantic import BaseModel, Field
 from sevenfold.errors import ToolError
 from sevenfold.settings import ToolLimits
 from sevenfold.tools import files, search
+from sevenfold.tools.locks import WorktreeLocks, in_thread
+from sevenfold.tools.sandbox import Jail
 from sevenfold.tools.shell import run_command as run_shell
 from sevenfold.tools.testing import run_tests as run_test_suite
 
@@ -75,7 +79,10 @@ class CommandArgs(BaseModel):
 
 
 class TestArgs(BaseModel):
-    args: str = Field("", description="Extra arguments for the test command, e.g. 'tests/test_api.py -k login'.")
+    args: list[str] | str = Field(
+        default_factory=list,
+        description='Extra arguments for the test command, one per item, e.g. ["tests/test_api.py", "-k", "login"].',
+    )
 
 
 class DiffArgs(BaseModel):
@@ -86,48 +93,88 @@ class NoArgs(BaseModel):
     pass
 
 
+def _words(args: list[str] | str | None) -> list[str]:
+    """Test arguments as a list: a string is split like a shell would split words, and never run by one.
+
+    A JSON list written as text (what a parser that cannot type `anyOf` leaves) is read as the list it is.
+    """
+    if not isinstance(args, str):
+        return list(args or [])
+    if args.lstrip().startswith("["):
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(args)
+            if isinstance(parsed, list) and all(isinstance(word, str) for word in parsed):
+                return parsed
+    try:
+        return shlex.split(args)
+    except ValueError as exc:
+        raise ToolError(f"cannot split args {args!r} into words ({exc}); pass a list of strings") from None
+
+
 READ_ONLY_TOOLS = frozenset({"view_file", "list_files", "grep", "run_tests", "git_status", "git_diff"})
 """Tools that do not change the worktree's files (a worker snapshots its files after any other tool)."""
 
 
-def build_tools(worktree: Path, limits: ToolLimits) -> list[BaseTool]:
-    """The tools a worker uses on `worktree`, bounded by `limits`.
+def build_tools(worktree: Path, limits: ToolLimits, jail: Jail) -> list[BaseTool]:
+    """The tools a worker uses on `worktree`, bounded by `limits`; every command runs confined by `jail`.
 
-    The file and search functions block (disk, ripgrep), so they run in a thread: seven workers share one event loop.
+    The file and search functions block (disk), so they run in a thread: seven workers share one event loop.
+    A worker runs one turn's calls concurrently, so each call holds a lock for what it touches
+    (`tools/locks.py`): calls on one file never overlap if either writes; a command holds the whole tree.
     """
+    locks = WorktreeLocks(worktree)
 
     async def view_file(path: str, start_line: int | None = None, end_line: int | None = None) -> str:
-        return await asyncio.to_thread(files.view_file, worktree, limits, path, start_line, end_line)
+        async with locks.path(path, write=False):
+            return await in_thread(files.view_file, worktree, limits, path, start_line, end_line)
 
     async def create_file(path: str, content: str) -> str:
-        return await asyncio.to_thread(files.create_file, worktree, path, content)
+        async with locks.path(path, write=True):
+            return await in_thread(files.create_file, worktree, path, content)
 
     async def str_replace(path: str, old: str, new: str) -> str:
-        return await asyncio.to_thread(files.str_replace, worktree, limits, path, old, new)
+        async with locks.path(path, write=True):
+            return await in_thread(files.str_replace, worktree, limits, path, old, new)
 
     async def insert(path: str, line: int, text: str) -> str:
-        return await asyncio.to_thread(files.insert, worktree, limits, path, line, text)
+        async with locks.path(path, write=True):
+            return await in_thread(files.insert, worktree, limits, path, line, text)
 
     async def list_files(pattern: str = "**/*") -> str:
-        return await asyncio.to_thread(files.list_files, worktree, limits, pattern)
+        async with locks.whole_tree(write=False):
+            return await in_thread(files.list_files, worktree, limits, pattern)
 
     async def grep(pattern: str, path: str = ".", glob: str | None = None, ignore_case: bool = False) -> str:
-        return await asyncio.to_thread(search.grep, worktree, limits, pattern, path, glob, ignore_case)
+        async with locks.whole_tree(write=False):
+            return await in_thread(search.grep, worktree, limits, pattern, path, glob, ignore_case)
 
     async def run_command(command: str) -> str:
-        return (await run_shell(command, worktree, limits.command_timeout, limits.output_limit)).for_model()
+        async with locks.whole_tree(write=True):
+            return (await run_shell(command, jail, limits.command_timeout, limits.output_limit)).for_model()
 
-    async def run_tests(args: str = "") -> str:
-        return (await run_test_suite(worktree, limits, args)).for_model()
+    async def run_tests(args: list[str] | str | None = None) -> str:
+        async with locks.whole_tree(write=True):
+            return (await run_test_suite(jail, limits, _words(args))).for_model()
 
     async def git_status() -> str:
-        return (
-            await run_shell(["git", "status", "--short"], worktree, 30, limits.output_limit)
-        ).output or "No changes."
+        async with locks.whole_tree(write=False):
+            return (
+                await run_shell(["git", "status", "--short"], jail, 30, limits.output_limit)
+            ).output or "No changes."
 
     async def git_diff(staged: bool = False) -> str:
-        argv = ["git", "diff", *(["--cached"] if staged else [])]
-        return (await run_shell(argv, worktree, 30, limits.output_limit)).output or "No differences."
+        # Every change as text, whatever .gitattributes says (-diff, textconv): the worker sees what the reviewer sees.
+        argv = [
+            "git",
+            "diff",
+            "--no-color",
+            "--text",
+            "--no-textconv",
+            "--no-ext-diff",
+            *(["--cached"] if staged else []),
+        ]
+        async with locks.whole_tree(write=False):
+            return (await run_shell(argv, jail, 30, limits.output_limit)).output or "No differences."
 
     specs: list[tuple[Callable[..., Awaitable[str]], type[BaseModel], str]] = [
         (view_file, ViewArgs, "Show a file with line numbers, or a range of its lines."),
@@ -143,7 +190,7 @@ def build_tools(worktree: Path, limits: ToolLimits) -> list[BaseTool]:
         (
             run_command,
             CommandArgs,
-            "Run a bash command in the repository root (no network secrets, killed at the timeout, output trimmed).",
+            "Run a bash command in the repository root, in a sandbox: no network, git history read-only (your changes are committed for you), killed at the timeout, output trimmed.",
         ),
         (run_tests, TestArgs, "Run the project's tests (optionally a subset) and get counts and the failures' output."),
         (git_status, NoArgs, "Show which files you have changed."),

@@ -91,9 +91,10 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _start(runs: Path, repo: Path, sim: Sim, run_id: str) -> subprocess.Popen[str]:
+def _start(runs: Path, repo: Path, sim: Sim, run_id: str, sandbox: str = "auto") -> subprocess.Popen[str]:
     """`sevenfold run --events`: progress as JSON lines on stdout, which must be read (see `_events`)."""
     argv = [*CLI, "run", TASK, "--repo", str(repo), "--base-url", sim.base_url, "--run-id", run_id, "--events"]
+    argv += ["--sandbox", sandbox]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(runs))
 
 
@@ -229,12 +230,13 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
         server.kill()  # the server dies with worker requests in flight
         server.wait(timeout=10)
         stopped = time.monotonic()
-        remaining = "".join(line for line in process.stdout or [] if not line.startswith("{"))
+        remaining = [json.loads(line) for line in process.stdout or []]  # with --events, every line is JSON
         # Retries with backoff (0.5 s doubling, 3 retries, jittered) and then a clean stop: no traceback.
         assert process.wait(timeout=60) == 1
         assert time.monotonic() - stopped < 20
-        assert "run server-down: incomplete" in remaining and "stopped: the model server stopped accepting" in remaining
-        assert "resume with: sevenfold resume server-down" in remaining
+        ended = remaining[-1]
+        assert (ended["event"], ended["run_id"], ended["status"]) == ("run_finished", "server-down", "incomplete")
+        assert ended["stopped_by"].startswith("the model server stopped accepting")
         checkpointed = _checkpointed_workers(runs, "server-down")
         assert checkpointed
 
@@ -287,10 +289,15 @@ def factory():
 '''
 
 
+@pytest.mark.parametrize("sandbox", ["auto", "none"])
 def test_a_step_cut_short_is_undone_before_it_runs_again(
-    runs: Path, tmp_path: Path, make_repo: Callable[..., Path], leftovers: Leftovers
+    sandbox: str, runs: Path, tmp_path: Path, make_repo: Callable[..., Path], leftovers: Leftovers
 ) -> None:
-    """Killed while a turn's tools run: the edit it already made is undone, its command killed, and the turn redone."""
+    """Killed while a turn's tools run: the edit it already made is undone, its command killed, and the turn redone.
+
+    Sandboxed, the command dies with the run (bwrap's --die-with-parent; the landlock launcher's parent-death
+    signal); unconfined, it keeps running and the resumed run kills it.
+    """
     (tmp_path / "mid_step_policy.py").write_text(MID_STEP_POLICY)
     repo = make_repo(
         {
@@ -305,30 +312,38 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
     try:
         wait_until_serving(port, server)
         sim = Sim(f"http://127.0.0.1:{port}/v1", tmp_path / "unused.jsonl")
-        process = _start(runs, repo, sim, "mid-step")
+        run_id = f"mid-step-{sandbox}"
+        process = _start(runs, repo, sim, run_id, sandbox)
         for seen in _events(process):
             if seen["event"] == "tool" and seen["tool"] == "run_command":
                 time.sleep(1.0)  # str_replace has written app.py; the command sleeps
                 break
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-        worktree = runs / "mid-step" / "worktrees" / "edit"
+        worktree = runs / run_id / "worktrees" / "edit"
         assert (worktree / "app.py").read_text() == "VALUE = 2\n"  # ahead of the checkpoint
-        assert leftovers(runs / "mid-step")  # the killed run's command is still sleeping
+        if sandbox == "none":
+            assert leftovers(runs / run_id)  # the killed run's command is still sleeping
+        else:
+            deadline = time.monotonic() + 30
+            while leftovers(runs / run_id) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert leftovers(runs / run_id) == []  # it died with the run
 
         resumed = subprocess.run(
-            [*CLI, "resume", "mid-step", "--events"], capture_output=True, text=True, env=env, timeout=300
+            [*CLI, "resume", run_id, "--events"], capture_output=True, text=True, env=env, timeout=300
         )
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
         events = [json.loads(line) for line in resumed.stdout.splitlines() if line.startswith("{")]
         kinds = [e["event"] for e in events]
-        assert kinds.count("leftovers_killed") == 1 and kinds.count("worktree_restored") == 1
-        report = json.loads((runs / "mid-step" / "report.json").read_text())
+        assert kinds.count("leftovers_killed") == (1 if sandbox == "none" else 0)
+        assert kinds.count("worktree_restored") == 1
+        report = json.loads((runs / run_id / "report.json").read_text())
         summary = report["workers"][0]["summary"]
         # The edit ran again on the restored file and succeeded; so did the command.
         assert "Error" not in summary and "slept" in summary, summary
-        assert _git(repo, "show", "sevenfold/mid-step/result:app.py") == "VALUE = 2"
-        assert leftovers(runs / "mid-step") == []
+        assert _git(repo, "show", f"sevenfold/{run_id}/result:app.py") == "VALUE = 2"
+        assert leftovers(runs / run_id) == []
     finally:
         server.kill()
         server.wait(timeout=10)

@@ -84,6 +84,11 @@ async def test_one_failing_worker_does_not_stop_the_others(
         ("negative-slots", "invalid setting endpoints.default.slots: Input should be greater than or equal to 1"),
         ("no-test-runner", "test command 'no-such-runner -q': 'no-such-runner' is not on PATH"),
         ("broken-test-command", "test command 'python -m no_such_module' does not run here (exited 1: "),
+        (
+            "cannot-collect",
+            "test command 'python -m pytest' cannot collect the tests at the base commit "
+            "(exit 2: ModuleNotFoundError: No module named 'textkit_extras'); try --test-env NAME=VALUE",
+        ),
         ("unreachable", "no model server at http://127.0.0.1:"),
         ("wrong-model", "does not serve 'no/such-model'"),
         ("not-a-repo", "not a git repository"),
@@ -114,6 +119,11 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
         run_env["SEVENFOLD_TOOLS__TEST_COMMAND"] = "no-such-runner -q"
     if case == "broken-test-command":
         run_env["SEVENFOLD_TOOLS__TEST_COMMAND"] = "python -m no_such_module"
+    if case == "cannot-collect":  # committed: the tests are collected at the base commit, in the sandbox
+        (repo / "tests" / "test_extras.py").write_text("import textkit_extras\n\ndef test_it():\n    pass\n")
+        subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "x"], cwd=repo, check=True)
+        before = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout
     if case == "wrong-model":
         args += ["--model", "no/such-model"]
     if case == "not-a-repo":
@@ -131,6 +141,48 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert not Path(run_env["SEVENFOLD_RUN_ROOT"]).exists() or not any(Path(run_env["SEVENFOLD_RUN_ROOT"]).iterdir())
+    assert (
+        subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout == before
+    )
+    assert not (repo / ".git" / "worktrees").exists()  # the collection's temporary checkout is gone
+
+
+@pytest.mark.parametrize(
+    ("command", "run_id"),
+    [
+        ("run", "../../x"),
+        ("run", "a/b"),
+        ("run", ".."),
+        ("run", "-x"),
+        ("run", "x" * 65),
+        ("resume", "../../x"),
+        ("status", "../../x"),
+    ],
+)
+def test_an_unsafe_run_id_is_one_line_exit_2_and_nothing_written(
+    sevenfold_cli: Callable[..., list[str]],
+    example_repo: Callable[[str], Path],
+    run_env: dict[str, str],
+    free_port: Callable[[], int],
+    tmp_path: Path,
+    command: str,
+    run_id: str,
+) -> None:
+    repo = example_repo("user")
+    before = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    listing = sorted(tmp_path.rglob("*"))
+    args = {
+        "run": ["run", TASK, "--repo", str(repo), f"--run-id={run_id}", "--quiet"],
+        "resume": ["resume", run_id, "--quiet"],
+        "status": ["status", run_id],
+    }[command]
+    run_env["SEVENFOLD_ENDPOINTS__DEFAULT__BASE_URL"] = f"http://127.0.0.1:{free_port()}/v1"  # never asked
+    result = subprocess.run(sevenfold_cli(*args), capture_output=True, text=True, timeout=60, env=run_env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"run id {run_id!r} is not a safe name" in lines[0], result.stderr
+    assert sorted(tmp_path.rglob("*")) == listing  # no run directory, database, worktree
+    assert not (tmp_path.parent / "x").exists()  # nor beside the run root
     assert (
         subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True, check=True).stdout == before
     )

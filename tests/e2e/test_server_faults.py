@@ -18,7 +18,8 @@ def test_the_demo_passes_with_all_server_faults_at_once_and_counts_the_retries(
 ) -> None:
     log = tmp_path / "requests.jsonl"
     env = {**run_env, **{f"SEVENFOLD_{role}__TIMEOUT": "2" for role in ("PLANNER", "WORKER", "REVIEWER")}}
-    faults = ["http5xx:0.1", "stall:0.05:4", "drop:0.05", "malformed:0.05"]
+    # Rates high enough that every kind is drawn whatever the prompts say (draws follow the request content).
+    faults = ["http5xx:0.1", "stall:0.08:4", "drop:0.08", "malformed:0.08"]
     args = [arg for fault in faults for arg in ("--fault", fault)]
     result = subprocess.run(
         sevenfold_cli("demo", "--quiet", "--workdir", str(tmp_path / "work"), "--sim-log", str(log), *args),
@@ -35,8 +36,9 @@ def test_the_demo_passes_with_all_server_faults_at_once_and_counts_the_retries(
     assert report["status"] == "passed"
     requests = report["model_requests"]
     retried = sum(m["retries"] for m in requests.values())
-    # Every 5xx and every stall past the 2 s timeout cost one retry (drops mid-stream too, when not streaming).
-    assert retried >= seen["http500"] + seen["stall"]
+    # Every request that got a 5xx or a stall past the 2 s timeout cost one retry (a request can draw both; drops
+    # mid-stream cost one too, when not streaming).
+    assert retried >= sum(1 for record in records if {"http500", "stall"} & set(record["faults"]))
     assert sum(m["failed"] for m in requests.values()) == 0
     assert sum(m["requests"] for m in requests.values()) == len(records)
     markdown = (Path(run_env["SEVENFOLD_RUN_ROOT"]) / report["run_id"] / "report.md").read_text()

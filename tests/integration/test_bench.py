@@ -1,4 +1,5 @@
-"""`sevenfold bench` against real HTTP servers: vLLM's figures, and throughput that stops rising at max_num_seqs."""
+"""`sevenfold bench` against real HTTP servers: vLLM's figures, throughput that stops rising at max_num_seqs,
+figures from the simulator labelled as simulated, and a real server's left as they are."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from sevenfold.serving.bench import run_bench
 from sevenfold.serving.bench_metrics import RequestResult, percentile, set_scaling_efficiency, summarize
+from sevenfold.serving.bench_report import bench_notes, bench_table, plot_title
 from sevenfold.sim.runner import BackgroundSimulator
 
 
@@ -51,6 +53,12 @@ async def test_throughput_rises_with_concurrency_up_to_max_num_seqs(
     sim = start_sim(profile="h100-fp8", max_num_seqs=4, time_scale=4)
     report = await run_bench(sim.base_url, [1, 2, 4, 8], input_len=64, output_len=40, num_prompts=8)
     assert report.lengths_forced and report.model == sim.model and "sevenfold-sim" in report.server
+    # Figures from the simulator say so, in modelled time, wherever they are shown.
+    assert report.simulated and report.simulated.label == "simulated: h100-fp8 at scale 4"
+    assert str(bench_table(report).title).startswith(f"simulated: h100-fp8 at scale 4 ({sim.model}) at ")
+    assert plot_title(report).startswith("simulated: h100-fp8 at scale 4, in modelled time\n")
+    assert report.to_json()["time_basis"] == "modelled"
+    assert bench_notes(report)[0].startswith("simulated: h100-fp8 at scale 4: the simulator's model")
     levels = {lv.concurrency: lv for lv in report.levels}
     for lv in levels.values():
         assert (lv.completed, lv.failed) == (8, 0)
@@ -76,6 +84,9 @@ async def server_without_vllm_extras() -> AsyncIterator[tuple[str, list[dict[str
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "other/model"}]})
 
+    async def version(request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.11.0"})  # vLLM's answer: no sevenfold_sim
+
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         bodies.append(body)
@@ -93,6 +104,7 @@ async def server_without_vllm_extras() -> AsyncIterator[tuple[str, list[dict[str
 
     app = web.Application()
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/version", version)
     app.router.add_post("/v1/chat/completions", chat)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -107,7 +119,14 @@ async def test_a_server_that_refuses_vllm_extras_is_measured_without_them(
     base_url, bodies = server_without_vllm_extras
     report = await run_bench(base_url, [2], output_len=50, num_prompts=4)
     assert not report.lengths_forced and report.model == "other/model"
+    # Not the simulator: wall-clock figures, under the model's name, with no word of simulation.
+    assert report.simulated is None and report.server == '{"version": "0.11.0"}'
+    assert report.to_json()["time_basis"] == "wall" and report.to_json()["source"] == "other/model"
+    assert str(bench_table(report).title).startswith("other/model at ")
+    assert plot_title(report) == "other/model, ~512 in / 50 out"
+    assert not any("simulated" in note for note in bench_notes(report))
     (level,) = report.levels
+    assert level.wall_s == level.duration_s
     assert (level.completed, level.failed, level.total_output_tokens) == (4, 0, 12)
     assert level.scaling_efficiency is None
     assert len(bodies) == 2 + 4  # the test request twice (with, then without the extras), then the level

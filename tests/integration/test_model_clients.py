@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from langchain_core.messages import HumanMessage
+from langchain_core.tools import tool
 
 from sevenfold.errors import ModelNotServedError, ServerUnreachableError
+from sevenfold.llm.chat import SevenfoldChatOpenAI, is_retryable
 from sevenfold.llm.factory import chat_model, check_endpoint, role_models
 from sevenfold.settings import Settings
 from sevenfold.sim.faults import FaultSpec
@@ -199,3 +202,134 @@ async def test_an_unreachable_server_fails_within_the_connect_timeout(settings_f
     with pytest.raises(ServerUnreachableError, match="no model server at"):
         await check_endpoint(settings.endpoints["default"])
     assert time.monotonic() - started < settings.endpoints["default"].connect_timeout + 1
+
+
+@tool
+def edit(path: str, line: int) -> str:
+    """Edit a file at a line."""
+    return "ok"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_tool_calls_recovered_from_content_report_finish_reason_tool_calls(
+    start_sim: Callable[..., BackgroundSimulator], settings_for: SettingsFor, stream: bool
+) -> None:
+    sim = start_sim(faults=[FaultSpec.parse("leak:1")])  # the server leaves the call in content, finish_reason "stop"
+    worker = chat_model(settings_for(sim), "worker")
+    worker.streaming = stream
+    call = json.dumps({"tool": "edit", "arguments": {"path": "a.py", "line": 3}})
+    reply = await worker.bind_tools([edit]).ainvoke([HumanMessage(call)])
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("edit", {"path": "a.py", "line": 3})]
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+    assert reply.content == "" and worker.stats.tool_calls_recovered == 1
+
+
+Script = list[str]
+"""What the stub server does with each request, in order: "503", "ok", or "break" (one chunk, then hang up)."""
+
+
+@pytest.fixture
+async def scripted_server() -> AsyncIterator[tuple[str, Script, list[bool]]]:
+    """An OpenAI-compatible stub that follows a script; records whether each request asked to stream."""
+    script: Script = []
+    seen: list[bool] = []
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        body = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+        body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        seen.append(bool(body.get("stream")))
+        action = script.pop(0) if script else "ok"
+        if action == "503":
+            return web.json_response({"error": {"message": "busy", "type": "Unavailable", "code": 503}}, status=503)
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": "all of it"}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return web.json_response(
+                {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice]}
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(chunk({"role": "assistant", "content": "all "}))
+        if action == "break":
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        await response.write(chunk({"content": "of it"}, "stop"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1", script, seen
+    await runner.cleanup()
+
+
+def _read(model: SevenfoldChatOpenAI, mode: str, received: list[str]) -> str:
+    """One request in `mode` (sync/async x invoke/stream); chunks that reached the caller go to `received`."""
+
+    async def astream() -> None:
+        async for piece in model.astream([HumanMessage("go")]):
+            received.append(str(piece.content))
+
+    model.streaming = "stream" in mode  # the factory sets it, and LangChain's stream() falls back to invoke on False
+    if mode == "sync invoke":
+        received.append(str(model.invoke([HumanMessage("go")]).content))
+    elif mode == "sync stream":
+        received.extend(str(piece.content) for piece in model.stream([HumanMessage("go")]))
+    elif mode == "async invoke":
+        received.append(str(asyncio.run(model.ainvoke([HumanMessage("go")])).content))
+    else:
+        asyncio.run(astream())
+    return "".join(received)
+
+
+MODES = ["sync invoke", "async invoke", "sync stream", "async stream"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_path_retries_a_failed_request_once_and_counts_it(
+    scripted_server: tuple[str, Script, list[bool]], settings_for: SettingsFor, mode: str
+) -> None:
+    base_url, script, seen = scripted_server
+    script += ["503", "ok"]
+    worker = chat_model(settings_for(base_url, worker={"retry_backoff": 0.01}), "worker")
+    # Sync paths run in a thread so that this loop keeps serving the stub.
+    assert await asyncio.to_thread(_read, worker, mode, []) == "all of it"
+    assert len(seen) == 2 and set(seen) == {"stream" in mode}
+    assert (worker.stats.requests, worker.stats.retries, worker.stats.failures) == (2, 1, 0)
+
+
+@pytest.mark.parametrize("mode", ["sync stream", "async stream"])
+async def test_a_stream_that_breaks_after_its_first_chunk_is_not_retried(
+    scripted_server: tuple[str, Script, list[bool]], settings_for: SettingsFor, mode: str
+) -> None:
+    base_url, script, seen = scripted_server
+    script += ["break", "ok"]
+    worker = chat_model(settings_for(base_url, worker={"retry_backoff": 0.01}), "worker")
+    received: list[str] = []
+    with pytest.raises(Exception) as caught:
+        await asyncio.to_thread(_read, worker, mode, received)
+    assert is_retryable(caught.value)  # retryable in itself, but the caller already has part of the reply
+    assert "all " in received and len(seen) == 1
+    assert (worker.stats.retries, worker.stats.failures) == (0, 1)
+
+
+@pytest.mark.parametrize("mode", ["sync stream", "async stream"])
+async def test_a_stream_that_fails_before_its_first_chunk_is_retried(
+    scripted_server: tuple[str, Script, list[bool]], settings_for: SettingsFor, mode: str
+) -> None:
+    base_url, script, seen = scripted_server
+    script += ["503", "503", "ok"]
+    worker = chat_model(settings_for(base_url, worker={"retry_backoff": 0.01}), "worker")
+    received: list[str] = []
+    assert await asyncio.to_thread(_read, worker, mode, received) == "all of it"
+    assert len(seen) == 3 and worker.stats.retries == 2

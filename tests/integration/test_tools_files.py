@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import pytest
 from sevenfold.errors import PathOutsideWorkspaceError, ToolError
 from sevenfold.settings import ToolLimits
 from sevenfold.tools import files, search
+from sevenfold.tools.sandbox import unconfined
 from sevenfold.tools.toolset import build_tools
 
 LIMITS = ToolLimits(view_max_lines=50, max_file_bytes=10_000)
@@ -107,16 +108,15 @@ def test_list_files_respects_gitignore(tree: Path) -> None:
     assert files.list_files(tree, LIMITS, "src/*.py").splitlines() == ["src/app.py", "src/big.py"]
 
 
-def test_grep_gives_the_same_output_with_and_without_ripgrep(tree: Path) -> None:
-    fallback = search.grep(tree, LIMITS, r"def log(in|out)", use_ripgrep=False)
-    assert fallback == "src/app.py:1:def login(user):\nsrc/app.py:5:def logout(user):"
-    if shutil.which("rg"):
-        assert search.grep(tree, LIMITS, r"def log(in|out)", use_ripgrep=True) == fallback
-    assert "build/out.py" not in search.grep(tree, LIMITS, "login", use_ripgrep=False)
+def test_grep_prints_path_line_text_sorted_and_skips_ignored_files(tree: Path) -> None:
+    assert (
+        search.grep(tree, LIMITS, r"def log(in|out)") == "src/app.py:1:def login(user):\nsrc/app.py:5:def logout(user):"
+    )
+    assert "build/out.py" not in search.grep(tree, LIMITS, "login")
 
 
 async def test_tool_errors_reach_the_model_as_text_not_exceptions(tree: Path) -> None:
-    tools = {t.name: t for t in build_tools(tree, LIMITS)}
+    tools = {t.name: t for t in build_tools(tree, LIMITS, unconfined(tree))}
     assert set(tools) == {
         "view_file",
         "create_file",
@@ -133,3 +133,14 @@ async def test_tool_errors_reach_the_model_as_text_not_exceptions(tree: Path) ->
     assert reply.startswith("Error: path '../secret.txt' is outside the worktree")
     await tools["create_file"].ainvoke({"path": "notes.txt", "content": "hello\n"})
     assert "notes.txt" in await tools["git_status"].ainvoke({})
+
+
+def test_listing_and_grep_never_run_the_repositorys_fsmonitor_command(tree: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "fsmonitor-ran"
+    script = tmp_path / "fsmonitor.sh"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    script.chmod(0o755)
+    subprocess.run(["git", "config", "core.fsmonitor", str(script)], cwd=tree, check=True)
+    assert "src/app.py" in files.list_files(tree, LIMITS).splitlines()
+    assert search.grep(tree, LIMITS, "def login") == "src/app.py:1:def login(user):"
+    assert not marker.exists()

@@ -11,6 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sevenfold.settings import SandboxSettings
+from sevenfold.tools.sandbox import SandboxPolicy, unconfined
 from sevenfold.tools.shell import MARKER, reap_leftovers, run_command
 
 
@@ -22,7 +24,9 @@ def _sleepers() -> list[psutil.Process]:
 
 async def test_a_timeout_kills_the_command_and_its_background_children(tmp_path: Path) -> None:
     started = time.monotonic()
-    result = await run_command("sleep 313 & sleep 313 & sleep 313", tmp_path, timeout_s=1.0, output_limit=1000)
+    result = await run_command(
+        "sleep 313 & sleep 313 & sleep 313", unconfined(tmp_path), timeout_s=1.0, output_limit=1000
+    )
     assert result.timed_out and result.exit_code is None
     assert time.monotonic() - started < 10
     assert "timed out" in result.for_model()
@@ -30,7 +34,9 @@ async def test_a_timeout_kills_the_command_and_its_background_children(tmp_path:
 
 
 async def test_children_left_running_after_a_normal_exit_are_killed_too(tmp_path: Path) -> None:
-    result = await run_command("sleep 313 > /dev/null 2>&1 & echo started", tmp_path, timeout_s=30, output_limit=1000)
+    result = await run_command(
+        "sleep 313 > /dev/null 2>&1 & echo started", unconfined(tmp_path), timeout_s=30, output_limit=1000
+    )
     assert result.exit_code == 0 and "started" in result.output
     await asyncio.sleep(0.2)
     assert _sleepers() == []
@@ -39,7 +45,9 @@ async def test_children_left_running_after_a_normal_exit_are_killed_too(tmp_path
 async def test_a_flood_of_output_is_capped_and_memory_stays_bounded(tmp_path: Path) -> None:
     process = psutil.Process()
     before = process.memory_info().rss
-    result = await run_command("yes 0123456789 | head -c 50000000", tmp_path, timeout_s=60, output_limit=10_000)
+    result = await run_command(
+        "yes 0123456789 | head -c 50000000", unconfined(tmp_path), timeout_s=60, output_limit=10_000
+    )
     growth = process.memory_info().rss - before
     assert result.exit_code == 0
     assert result.cut_chars > 49_000_000
@@ -62,13 +70,17 @@ async def test_secrets_in_the_environment_are_invisible_to_commands(
     for key, value in canaries.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("HARMLESS_SETTING", "visible")
-    result = await run_command("env", tmp_path, timeout_s=10, output_limit=100_000)
+    monkeypatch.setenv("NAMED_SETTING", "passed")
+    policy = SandboxPolicy("none", SandboxSettings(backend="none", pass_env=["NAMED_SETTING"], env={"SET_HERE": "1"}))
+    result = await run_command("env", policy.jail(tmp_path), timeout_s=10, output_limit=100_000)
     assert "canary" not in result.output
-    assert "HARMLESS_SETTING=visible" in result.output and "PATH=" in result.output
+    # An allow-list, not a deny-list: only PATH-like basics, the names the user lists and the values they set.
+    assert "HARMLESS_SETTING" not in result.output
+    assert "NAMED_SETTING=passed" in result.output and "SET_HERE=1" in result.output and "PATH=" in result.output
 
 
 async def test_commands_run_in_the_worktree_with_stdin_closed(tmp_path: Path) -> None:
-    result = await run_command("pwd; cat; echo done", tmp_path, timeout_s=10, output_limit=1000)
+    result = await run_command("pwd; cat; echo done", unconfined(tmp_path), timeout_s=10, output_limit=1000)
     assert result.output.splitlines() == [str(tmp_path), "done"]
     assert os.getpgrp() != 0
 

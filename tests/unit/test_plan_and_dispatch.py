@@ -33,6 +33,18 @@ def test_subtask_ids_must_be_slugs() -> None:
         Subtask(id="Fix The Bug!", goal="x")
 
 
+@pytest.mark.parametrize("bad", ["a..b", "x.lock", "integration.r1", "fix.r2"])
+def test_subtask_ids_cannot_collide_with_sevenfolds_worktree_and_branch_names(bad: str) -> None:
+    with pytest.raises(ValidationError, match="lowercase slug"):
+        Subtask(id=bad, goal="x")
+
+
+@pytest.mark.parametrize("reserved", ["integration", "result"])
+def test_sevenfolds_own_branch_names_are_reserved(reserved: str) -> None:
+    with pytest.raises(ValidationError, match="reserved"):
+        Subtask(id=reserved, goal="x")
+
+
 def _state(plan: Plan, reports: list[dict[str, Any]], review: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "task": "t",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sevenfold.llm.recovery import ToolTextFilter, recover_tool_calls
+from sevenfold.llm.recovery import ToolTextFilter, has_tool_call_text, recover_tool_calls
 
 TOOLS = [
     {
@@ -195,6 +195,18 @@ OK: list[tuple[str, str, list[tuple[str, dict[str, Any]]], str]] = [
         "\n",
     ),
     (
+        "no <tool_call> wrapper, stray </tool_call> after it",
+        "Checking.\n<function=view_file>\n<parameter=path>\nsrc/app.py\n</parameter>\n</function>\n</tool_call>",
+        [V],
+        "Checking.\n",
+    ),
+    (
+        "prose naming the tag, then a call",
+        "A <tool_call> tag wraps it:\n" + xml("view_file", path="src/app.py"),
+        [V],
+        "A <tool_call> tag wraps it:\n",
+    ),
+    (
         "whitespace around the function",
         "<tool_call>\n\n<function=git_status>\n</function>\n\n</tool_call>",
         [("git_status", {})],
@@ -257,8 +269,6 @@ MALFORMED: list[tuple[str, str, str]] = [
         '<tool_call>{"name": "view_file", "arguments": "path=a"}</tool_call>',
         "not JSON",
     ),
-    ("empty tool_call", "<tool_call></tool_call>", "no <function=NAME>"),
-    ("prose in tool_call", "<tool_call>I would like to view a.py</tool_call>", "no <function=NAME>"),
     ("a bare function cut off", "<function=view_file>\n<parameter=path>\na.py", "not closed"),
     (
         "cut inside the closing tags",
@@ -272,6 +282,11 @@ PLAIN: list[tuple[str, str]] = [
     ("talks about tool calls", "I will make a tool_call to view the file next."),
     ("other tags", "Use <tool> and <function> elements in the XML."),
     ("markdown code", "```python\ndef f():\n    return '<b>'\n```"),
+    ("names the opening tag", "Wrap calls in a <tool_call> tag; then continue."),
+    ("names both tags", "Put <tool_call> and </tool_call> around each call, then continue."),
+    ("empty tool_call", "<tool_call></tool_call>"),
+    ("prose in tool_call", "<tool_call>I would like to view a.py</tool_call>"),
+    ("a closing tag alone", "The reply ended with </tool_call> and nothing else."),
 ]
 
 
@@ -317,4 +332,4 @@ def test_the_stream_filter_holds_back_exactly_the_tool_call_text(seed: int) -> N
         visible = "".join(stream.feed(piece) for piece in pieces)
         held = stream.finish()
         assert visible + held == whole
-        assert visible.startswith(prose) and "<tool_call>" not in visible and "<function=" not in visible
+        assert visible.startswith(prose.rstrip()) and not has_tool_call_text(visible)

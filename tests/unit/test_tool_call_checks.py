@@ -8,9 +8,10 @@ from langchain_core.messages import AIMessage
 
 from sevenfold.nodes.tool_calls import check_call, count_repairs, describe_schema
 from sevenfold.settings import ToolLimits
+from sevenfold.tools.sandbox import unconfined
 from sevenfold.tools.toolset import build_tools
 
-TOOLS = {t.name: t for t in build_tools(Path("."), ToolLimits())}
+TOOLS = {t.name: t for t in build_tools(Path("."), ToolLimits(), unconfined(Path(".")))}
 
 
 def test_a_valid_call_passes() -> None:
