@@ -46,7 +46,8 @@ class Sim:
 @dataclass
 class Reference:
     tree: str
-    wall_s: float
+    events: int
+    """How many progress events the uninterrupted run emitted (random kills are placed among them)."""
 
 
 def _start_demo_sim(port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -100,16 +101,13 @@ def _start(runs: Path, repo: Path, sim: Sim, run_id: str, sandbox: str = "auto")
 
 @pytest.fixture(scope="module")
 def reference(runs: Path, sim: Sim) -> Reference:
-    """An uninterrupted run: its result tree and how long it took."""
+    """An uninterrupted run: its result tree and how many events it emitted."""
     repo = _repo(runs, "reference")
     process = _start(runs, repo, sim, "reference")
     events = _events(process)
-    next(events)
-    started = time.monotonic()  # from the first event: the run has started (the CLI has imported everything)
-    for _ in events:
-        pass
+    count = sum(1 for _ in events)
     assert process.wait(timeout=600) == 0
-    return Reference(_git(repo, "rev-parse", "sevenfold/reference/result^{tree}"), time.monotonic() - started)
+    return Reference(_git(repo, "rev-parse", "sevenfold/reference/result^{tree}"), count)
 
 
 def _events(process: subprocess.Popen[str]) -> Iterator[dict[str, Any]]:
@@ -143,10 +141,12 @@ def _kill_at_event(runs: Path, process: subprocess.Popen[str], event: str, delay
     process.wait(timeout=30)
 
 
-def _kill_after(process: subprocess.Popen[str], seconds: float) -> None:
-    """SIGKILL the run `seconds` after its first event; its output is drained meanwhile."""
+def _kill_after(process: subprocess.Popen[str], count: int, seconds: float) -> None:
+    """SIGKILL the run `seconds` after its `count`-th event (so where it dies does not depend on the machine's
+    speed, only on the run's own progress); its output is drained meanwhile."""
     events = _events(process)
-    next(events)
+    for _ in range(count):
+        next(events)
     threading.Thread(target=lambda: [None for _ in events], daemon=True).start()
     try:
         process.wait(timeout=seconds)
@@ -208,8 +208,10 @@ def test_a_run_killed_at_each_stage_resumes_to_the_same_result(
 def test_a_run_killed_at_a_random_moment_resumes_to_the_same_result(
     runs: Path, sim: Sim, reference: Reference, leftovers: Leftovers, seed: int
 ) -> None:
-    moment = random.Random(seed).uniform(0.0, 0.95 * reference.wall_s)
-    _crash_and_resume(runs, sim, reference, f"kill-random-{seed}", lambda p: _kill_after(p, moment), leftovers)
+    draw = random.Random(seed)
+    # Somewhere in the first 85% of the run's events, then up to half a second more: the run is still going.
+    count, delay = draw.randint(1, int(0.85 * reference.events)), draw.uniform(0.0, 0.5)
+    _crash_and_resume(runs, sim, reference, f"kill-random-{seed}", lambda p: _kill_after(p, count, delay), leftovers)
 
 
 def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
