@@ -271,6 +271,7 @@ class Jail:
 def _hidden_paths(policy: SandboxPolicy) -> list[Path]:
     """Every path hidden from commands, shallowest first (a tmpfs over a folder hides what a deeper one showed)."""
     paths = {Path(p) for p in _HIDDEN} | set(policy.hidden)
+    paths.discard(Path("/"))  # a home of "/" (some service accounts) must not hide the whole system
     return sorted(paths, key=lambda p: (len(p.parts), str(p)))
 
 

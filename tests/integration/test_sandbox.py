@@ -344,3 +344,14 @@ async def test_the_commands_environment_never_acts_on_the_launcher_outside_the_s
     result = await run_command(["/usr/bin/env"], jail, 60, 10_000)
     assert "ONLY_INSIDE=yes" in result.output and f"PATH={decoys}" in result.output  # set for the command
     assert not (tmp_path / "decoy-ran").exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_home_folder_of_slash_hides_nothing_it_should_not(
+    backend: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some service accounts have HOME=/: hiding it would hide the whole system and no command could start."""
+    require(backend)
+    monkeypatch.setenv("HOME", "/")
+    result = await run_command("echo started", world.jail(backend), 60, 10_000)
+    assert result.exit_code == 0 and "started" in result.output
