@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sevenfold.llm.qwen3_format import convert_value, schema_properties
+from sevenfold.qwen3_coder import convert_value, schema_properties
 
 # A `<tool_call>` opens a call only when what follows it (after optional whitespace) is `<function`, `{` or the end of
 # the text (a reply cut off just after the tag); anywhere else it is prose about the tag, and stays content, as on

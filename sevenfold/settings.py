@@ -19,8 +19,9 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sevenfold.errors import SettingsError
+from sevenfold.qwen3_coder import MODEL_NAME
 
-DEFAULT_MODEL = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+DEFAULT_MODEL = MODEL_NAME
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 ROLES = ("planner", "worker", "reviewer")
 

@@ -32,6 +32,8 @@ class Sequence:
     prompt_tokens: int
     prompt_hashes: list[int]
     output_tokens: int
+    priority: int = 0
+    """vLLM's request priority (lower is served first; used by the priority scheduling policy)."""
     arrival: float = field(default_factory=time.monotonic)
     generated: int = 0
     computed: int = 0

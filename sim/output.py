@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sevenfold.llm.qwen3_format import render_tool_call_xml
+from sevenfold.qwen3_coder import render_tool_call_xml
 from sevenfold.sim.faults import FaultDraw
 from sevenfold.sim.policies.base import Reply
 from sevenfold.sim.tokens import tokenize

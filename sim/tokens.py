@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sevenfold.llm.qwen3_format import render_tool_call_xml
+from sevenfold.qwen3_coder import render_tool_call_xml
 
 # A word piece of at most six characters with one leading space, one
 # punctuation mark with one leading space, or a run of whitespace.

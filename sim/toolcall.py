@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sevenfold.llm.qwen3_format import convert_value, schema_properties
+from sevenfold.qwen3_coder import convert_value, schema_properties
 
 __all__ = ["ParsedCall", "ParsedOutput", "convert_value", "parse_tool_calls"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sevenfold.llm.qwen3_format import render_tool_call_xml
+from sevenfold.qwen3_coder import render_tool_call_xml
 from sevenfold.llm.recovery import recover_tool_calls
 
 NAME = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)

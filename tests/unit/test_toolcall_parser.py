@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sevenfold.llm.qwen3_format import render_tool_call_xml
+from sevenfold.qwen3_coder import render_tool_call_xml
 from sevenfold.sim.toolcall import convert_value, parse_tool_calls
 
 TOOLS = [

@@ -1,4 +1,4 @@
-"""Qwen3-Coder's tool-call text, shared by the client's recovery and the simulator.
+"""Qwen3-Coder's wire format, shared by the client and the simulator (neither imports the other).
 
 The model writes each call as
 
@@ -24,6 +24,9 @@ import json
 import math
 from collections.abc import Sequence
 from typing import Any
+
+MODEL_NAME = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+"""The model sevenfold is built for, as vLLM serves it by default (its Hugging Face id)."""
 
 
 def render_tool_call_xml(name: str, arguments: dict[str, Any]) -> str:
