@@ -17,7 +17,7 @@ from typing import Any
 
 from workload import Workload, make_repo
 
-from sevenfold.llm.limiter import SlotSnapshot, limiter_for
+from sevenfold.llm.limiter import LIMITERS, SlotSnapshot
 from sevenfold.nodes.worker import worker_key
 from sevenfold.runs import start_run
 from sevenfold.settings import Settings, load_settings
@@ -81,12 +81,12 @@ class FanOut:
         name = event.get("event")
         if name == "worker_started":
             if self.started is None:
-                self.started, self.first = time.time(), limiter_for(self.base_url, self.slots).snapshot()
+                self.started, self.first = time.time(), LIMITERS.open(self.base_url, self.slots).snapshot()
             self.active += 1
             self.peak_active = max(self.peak_active, self.active)
         elif name == "worker_finished":
             self.active -= 1
-            self.ended, self.last = time.time(), limiter_for(self.base_url, self.slots).snapshot()
+            self.ended, self.last = time.time(), LIMITERS.open(self.base_url, self.slots).snapshot()
 
     @property
     def occupancy(self) -> float:

@@ -10,11 +10,16 @@ durability "sync": written before the next step), routing, the act step (tool
 dispatch, the view itself, its checkpoint) and building the next request. HTTP
 and the simulator's time are inside the model calls and not counted.
 
+The model calls' own time is reported too, first and last ten turns: it holds
+what the client does in this process per request (building the body, the
+OpenAI SDK's walk over it, JSON encoding) besides HTTP and the simulator.
+
 Checkpoint size is read from the run's SQLite file: bytes of checkpoints and
 pending writes per checkpoint, for the first and last ten steps (the worker's
-transcript grows, and each checkpoint holds the channels it changed).
+transcript grows; with its messages on a `DeltaChannel` a checkpoint holds only
+the step's new messages).
 
-    .venv/bin/python bench/overhead.py [--turns 60] [--json out.json]
+    .venv/bin/python bench/overhead.py [--turns 200] [--json out.json]
 """
 
 from __future__ import annotations
@@ -84,7 +89,8 @@ async def measure(turns: int) -> dict[str, float | int]:
         root = Path(scratch)
         repo = make_repo(root / "repo")
         with simulator(workload, "instant", root / "requests.jsonl") as base_url:
-            settings = settings_for(base_url, 7, 7, root / "runs", worker_max_steps=turns + 2)
+            # No token budget: 200 turns of a growing transcript would spend the default 600k tokens.
+            settings = settings_for(base_url, 7, 7, root / "runs", worker_max_steps=turns + 2, worker_max_tokens=10**9)
             run_id = "overhead"
             config = run_config(settings, run_id)
             config["callbacks"] = [clock]
@@ -106,6 +112,8 @@ async def measure(turns: int) -> dict[str, float | int]:
         "overhead_ms_first10_median": round(statistics.median(gaps_ms[:10]), 2),
         "overhead_ms_last10_median": round(statistics.median(gaps_ms[-10:]), 2),
         "model_call_ms_median": round(statistics.median(model_ms), 2),
+        "model_call_ms_first10_median": round(statistics.median(model_ms[:10]), 2),
+        "model_call_ms_last10_median": round(statistics.median(model_ms[-10:]), 2),
         "act_node_ms_median": round(statistics.median(clock.nodes["act"]), 2),
         "agent_node_ms_median_less_model_call": round(
             statistics.median(clock.nodes["agent"][1:-1]) - statistics.median(model_ms), 2

@@ -20,9 +20,8 @@ import time
 import aiohttp
 import psutil
 
+from sevenfold.qwen3_coder import MODEL_NAME
 from sevenfold.sim.runner import free_port, wait_until_serving
-
-MODEL = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
 
 
 async def _drive(base_url: str, clients: int, seconds: float, stream: bool, words: int) -> tuple[int, int]:
@@ -34,7 +33,7 @@ async def _drive(base_url: str, clients: int, seconds: float, stream: bool, word
         n = 0
         while time.monotonic() < deadline:
             body = {
-                "model": MODEL,
+                "model": MODEL_NAME,
                 "messages": [
                     {"role": "system", "content": "You are a worker."},
                     {"role": "user", "content": f"client {index} request {n}: " + "word " * words},

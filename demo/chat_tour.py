@@ -1,4 +1,4 @@
-"""`sevenfold demo`: the quickstart, against the simulator unless told otherwise.
+"""`sevenfold tour`: the quickstart, against the simulator unless told otherwise.
 
 It shows the pieces the agent team is built from, through the same
 `ChatOpenAI` clients the graph uses: a streamed answer, a tool call whose
@@ -34,7 +34,7 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-async def run_demo(base_url: str | None = None, model: str | None = None, slots: int = 7) -> None:
+async def run_chat_tour(base_url: str | None = None, model: str | None = None, slots: int = 7) -> None:
     """Run the quickstart; starts (and stops) a simulator when no base URL is given."""
     simulator = None
     if base_url is None:
@@ -89,8 +89,8 @@ async def _slots(settings: Settings, requests: int) -> None:
     worker = chat_model(settings, "worker")
     limiter = worker.limiter
     assert limiter is not None
-    console.print(f"[bold]3. {requests} requests at once, {limiter.slots} slots[/bold]")
     before = limiter.snapshot()
+    console.print(f"[bold]3. {requests} requests at once, {before.slots} slots[/bold]")
     started = time.monotonic()
     prompt = "Summarise the repository layout. " * 40
     await asyncio.gather(*(worker.ainvoke([HumanMessage(f"{prompt} (request {i})")]) for i in range(requests)))

@@ -17,8 +17,9 @@ import tempfile
 from importlib.resources import as_file, files
 from pathlib import Path
 
+from sevenfold.demo.policy import demo_policy
 from sevenfold.runs import EventHandler, RunResult, start_run
-from sevenfold.settings import Settings, load_settings
+from sevenfold.settings import Settings
 from sevenfold.sim.faults import FaultSpec
 from sevenfold.sim.profiles import load_profile
 from sevenfold.sim.runner import BackgroundSimulator
@@ -53,8 +54,6 @@ def make_example_repo(parent: Path) -> Path:
 
 def demo_simulator(slots: int, **config: object) -> BackgroundSimulator:
     """A simulator serving the demo policy on an H100 + FP8 profile (not started)."""
-    from sevenfold.demo.policy import demo_policy
-
     options: dict = {
         "profile": load_profile("h100-fp8"),
         "max_num_seqs": max(16, slots),
@@ -98,15 +97,9 @@ async def run_demo(
         ).start()
         base_url = simulator.base_url
     try:
-        endpoints = {
-            name: e.model_dump() | {"api_key": e.api_key.get_secret_value()} for name, e in settings.endpoints.items()
-        }
-        endpoints["default"] = endpoints["default"] | {"base_url": base_url}
-        sandbox = settings.sandbox.model_dump() | {"backend": await asyncio.to_thread(demo_sandbox, settings)}
-        run_settings = load_settings(
-            **(settings.model_dump(exclude={"endpoints", "sandbox"}) | {"endpoints": endpoints, "sandbox": sandbox})
-        )
-        return await start_run(run_settings, DEMO_TASK, repo, on_event=on_event)
+        backend = await asyncio.to_thread(demo_sandbox, settings)
+        demo_settings = settings.with_overrides(base_url=base_url, sandbox={"backend": backend})
+        return await start_run(demo_settings, DEMO_TASK, repo, on_event=on_event)
     finally:
         if simulator is not None:
             simulator.stop()

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from sevenfold.nodes.team import Team
-from sevenfold.nodes.worker import make_worker_nodes, route_after_act, route_setup, route_worker
+from sevenfold.context import RunContext
+from sevenfold.nodes import worker
+from sevenfold.nodes.resources import Resources
 from sevenfold.state.team import WorkerInput, WorkerOutput, WorkerState
 
+WorkerGraph = CompiledStateGraph[WorkerState, RunContext, WorkerInput, WorkerOutput]
 
-def build_worker(team: Team) -> CompiledStateGraph:
+
+def build_worker(resources: Resources) -> WorkerGraph:
     """The worker loop as a subgraph, so each model turn is its own checkpointed step."""
-    setup, agent, act, finish = make_worker_nodes(team)
-    graph = StateGraph(WorkerState, input_schema=WorkerInput, output_schema=WorkerOutput)
-    graph.add_node("setup", setup)
-    graph.add_node("agent", agent)
-    graph.add_node("act", act)
-    graph.add_node("finish", finish)
+    graph = StateGraph(WorkerState, context_schema=RunContext, input_schema=WorkerInput, output_schema=WorkerOutput)
+    graph.add_node("setup", partial(worker.setup, resources=resources))
+    graph.add_node("agent", partial(worker.agent, resources=resources))
+    graph.add_node("act", partial(worker.act, resources=resources))
+    graph.add_node("finish", partial(worker.finish, resources=resources))
     graph.add_edge(START, "setup")
-    graph.add_conditional_edges("setup", route_setup, ["agent", "finish"])
-    graph.add_conditional_edges("agent", route_worker, ["act", "finish"])
-    graph.add_conditional_edges("act", route_after_act, ["agent", "finish"])
+    graph.add_conditional_edges("setup", worker.route_setup, ["agent", "finish"])
+    graph.add_conditional_edges("agent", worker.route_worker, ["act", "finish"])
+    graph.add_conditional_edges("act", worker.route_after_act, ["agent", "finish"])
     graph.add_edge("finish", END)
     return graph.compile(name="worker")

@@ -10,7 +10,7 @@ import aiohttp
 
 from sevenfold.errors import ModelNotServedError, ServerError, ServerUnreachableError
 from sevenfold.llm.chat import SevenfoldChatOpenAI
-from sevenfold.llm.limiter import limiter_for
+from sevenfold.llm.limiter import LIMITERS
 from sevenfold.llm.thinking import thinking_capability
 from sevenfold.settings import ROLES, EndpointSettings, Settings
 
@@ -60,7 +60,7 @@ def chat_model(settings: Settings, role: str) -> SevenfoldChatOpenAI:
         stream_usage=True,
         streaming=role_settings.stream,
     )
-    return client.with_limiter(limiter_for(endpoint.base_url, endpoint.slots))
+    return client.with_limiter(LIMITERS.for_run(endpoint.base_url, endpoint.slots))
 
 
 def role_models(settings: Settings) -> dict[str, SevenfoldChatOpenAI]:

@@ -10,8 +10,12 @@ the queue; a slot granted to a waiter cancelled at that moment passes on to
 the next, so a slot is never lost. Async callers wait on the event loop; sync
 callers (a notebook's `invoke`) block their thread in the same queue.
 
-The limiters (one per base URL, in `limiter_for`) are the only process-wide
-mutable state in sevenfold.
+The limiters live in one registry, `LIMITERS`, one per base URL: the only
+process-wide mutable state in sevenfold. An endpoint's limiter is sized once,
+by whoever opens it first (the graph's settings), and only `resize` changes it:
+two runs in one process (Studio serves many) share their endpoint's slots and
+never resize each other's. A run that asks for fewer slots than its endpoint
+has gets a `RunCap` in front of the endpoint's limiter.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,12 @@ _Waiter = asyncio.Future[None] | _ThreadWaiter
 class SlotLimiter:
     """A FIFO-fair, cancellation-safe bound on requests in flight, with live counters."""
 
-    def __init__(self, slots: int, name: str = "") -> None:
+    def __init__(self, slots: int, name: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` (seconds, monotonic) times the occupancy and wait counters; tests pass their own."""
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self.name = name
+        self._clock = clock
         self._slots = slots
         self._lock = threading.Lock()
         self._waiters: deque[_Waiter] = deque()
@@ -73,7 +80,7 @@ class SlotLimiter:
         self._granted = 0
         self._busy = 0.0
         self._wait = 0.0
-        self._last = time.monotonic()
+        self._last = self._clock()
 
     @property
     def slots(self) -> int:
@@ -103,7 +110,7 @@ class SlotLimiter:
         with self._lock:
             self._account()
             return SlotSnapshot(
-                time.monotonic(),
+                self._clock(),
                 self._slots,
                 self._in_flight,
                 len(self._waiters),
@@ -114,7 +121,7 @@ class SlotLimiter:
             )
 
     def _account(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._busy += self._in_flight * (now - self._last)
         self._last = now
 
@@ -153,7 +160,7 @@ class SlotLimiter:
                 return
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(future)
-        started = time.monotonic()
+        started = self._clock()
         try:
             await future
         except asyncio.CancelledError:
@@ -166,7 +173,7 @@ class SlotLimiter:
             raise
         finally:
             with self._lock:
-                self._wait += time.monotonic() - started
+                self._wait += self._clock() - started
 
     def acquire_blocking(self, timeout: float | None = None) -> bool:
         """Block this thread until a slot is free; False if `timeout` passed first."""
@@ -175,10 +182,10 @@ class SlotLimiter:
                 return True
             waiter = _ThreadWaiter()
             self._waiters.append(waiter)
-        started = time.monotonic()
+        started = self._clock()
         got = waiter.event.wait(timeout)
         with self._lock:
-            self._wait += time.monotonic() - started
+            self._wait += self._clock() - started
             if not got and not waiter.granted:
                 self._waiters.remove(waiter)
                 return False
@@ -214,17 +221,90 @@ class SlotLimiter:
             self.release()
 
 
-_limiters: dict[str, SlotLimiter] = {}
-_limiters_lock = threading.Lock()
+class Slots(Protocol):
+    """What a chat client waits on: an endpoint's `SlotLimiter`, or a run's `RunCap` in front of one."""
+
+    async def acquire(self) -> None: ...
+    def acquire_blocking(self, timeout: float | None = None) -> bool: ...
+    def release(self) -> None: ...
+    def snapshot(self) -> SlotSnapshot: ...
 
 
-def limiter_for(base_url: str, slots: int) -> SlotLimiter:
-    """The process-wide limiter of an endpoint, made on first use and resized to `slots`."""
-    key = base_url.rstrip("/")
-    with _limiters_lock:
-        limiter = _limiters.get(key)
-        if limiter is None:
-            limiter = _limiters[key] = SlotLimiter(slots, name=key)
-        elif limiter.slots != slots:
-            limiter.resize(slots)
+class RunCap:
+    """One run's share of an endpoint: at most `slots` of its requests in flight, inside the endpoint's limiter.
+
+    It takes the run's own slot first, then the endpoint's, and gives them back in the other order, so a
+    run waiting on its cap never holds an endpoint slot. Counters (`snapshot`) are the endpoint's.
+    """
+
+    def __init__(self, slots: int, endpoint: SlotLimiter) -> None:
+        self.cap = SlotLimiter(slots, name=f"{endpoint.name} (run cap)")
+        self.endpoint = endpoint
+
+    @property
+    def slots(self) -> int:
+        return self.cap.slots
+
+    async def acquire(self) -> None:
+        await self.cap.acquire()
+        try:
+            await self.endpoint.acquire()
+        except BaseException:
+            self.cap.release()
+            raise
+
+    def acquire_blocking(self, timeout: float | None = None) -> bool:
+        if not self.cap.acquire_blocking(timeout):
+            return False
+        if not self.endpoint.acquire_blocking(timeout):
+            self.cap.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        self.endpoint.release()
+        self.cap.release()
+
+    def snapshot(self) -> SlotSnapshot:
+        return self.endpoint.snapshot()
+
+
+class Limiters:
+    """The process's endpoint limiters, one per base URL: the one owner, with a read-only lookup."""
+
+    def __init__(self) -> None:
+        self._limiters: dict[str, SlotLimiter] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(base_url: str) -> str:
+        return base_url.rstrip("/")
+
+    def get(self, base_url: str) -> SlotLimiter | None:
+        """The endpoint's limiter if one was opened; never makes or changes one."""
+        with self._lock:
+            return self._limiters.get(self._key(base_url))
+
+    def open(self, base_url: str, slots: int) -> SlotLimiter:
+        """The endpoint's limiter, made with `slots` if it has none yet; an existing one keeps its size."""
+        key = self._key(base_url)
+        with self._lock:
+            limiter = self._limiters.get(key)
+            if limiter is None:
+                limiter = self._limiters[key] = SlotLimiter(slots, name=key)
+            return limiter
+
+    def resize(self, base_url: str, slots: int) -> SlotLimiter:
+        """Set the endpoint's slots (made if missing): what the server can hold changed, for every run."""
+        limiter = self.open(base_url, slots)
+        limiter.resize(slots)
         return limiter
+
+    def for_run(self, base_url: str, slots: int) -> SlotLimiter | RunCap:
+        """What one run's requests go through: the endpoint's limiter, capped when the run wants fewer slots."""
+        limiter = self.open(base_url, slots)
+        return RunCap(slots, limiter) if slots < limiter.slots else limiter
+
+
+LIMITERS = Limiters()
+"""The process's endpoint limiters."""

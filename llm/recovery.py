@@ -22,7 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sevenfold.qwen3_coder import convert_value, schema_properties
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.tool import invalid_tool_call, tool_call
+
+from sevenfold.llm.stats import CallStats
+from sevenfold.qwen3_coder import convert_value, partial_tag_suffix, schema_properties
 
 # A `<tool_call>` opens a call only when what follows it (after optional whitespace) is `<function`, `{` or the end of
 # the text (a reply cut off just after the tag); anywhere else it is prose about the tag, and stays content, as on
@@ -219,12 +223,46 @@ def _undecided_from(text: str) -> int:
         if _undecided(text, index):
             return index
         search = index + 1
-    keep = max((_partial_suffix(text, m) for m in MARKERS), default=0)
+    keep = max((partial_tag_suffix(text, m) for m in MARKERS), default=0)
     return len(text) - keep
 
 
-def _partial_suffix(text: str, marker: str) -> int:
-    for size in range(min(len(marker) - 1, len(text)), 0, -1):
-        if text.endswith(marker[:size]):
-            return size
-    return 0
+def recover_in_message(
+    message: BaseMessage,
+    tools: list[dict[str, Any]] | None,
+    stats: CallStats,
+    generation_info: dict[str, Any] | None = None,
+) -> None:
+    """Turn tool-call text left in content into tool calls (and unreadable text into invalid calls).
+
+    Also beside calls the server parsed: a broken call next to a good one stays in content as text, and the model
+    must hear that it was not run rather than have it vanish. The content left is stripped of trailing whitespace
+    (the streamed path gives the same). A `finish_reason` of "stop" becomes "tool_calls" when calls were recovered,
+    in `generation_info` (where langchain-openai keeps it until LangChain copies it into `response_metadata`) and in
+    `response_metadata`.
+    """
+    if not tools or not isinstance(message, AIMessage) or not isinstance(message.content, str):
+        return
+    if not has_tool_call_text(message.content):
+        return
+    recovery = recover_tool_calls(message.content, tools)
+    message.content = recovery.content.rstrip()
+    message.tool_calls = [
+        *message.tool_calls,
+        *(tool_call(name=c.name, args=c.args, id=c.id) for c in recovery.calls),
+    ]
+    message.invalid_tool_calls = [
+        *message.invalid_tool_calls,
+        *(
+            invalid_tool_call(name=None, args=m.text[:2000], id=f"malformed-{i}", error=m.reason)
+            for i, m in enumerate(recovery.malformed)
+        ),
+    ]
+    message.response_metadata["tool_calls_recovered"] = len(recovery.calls)
+    message.response_metadata["tool_calls_malformed"] = len(recovery.malformed)
+    stats.tool_calls_recovered += len(recovery.calls)
+    stats.tool_calls_malformed += len(recovery.malformed)
+    if recovery.calls:
+        for where in (message.response_metadata, generation_info):
+            if where is not None and where.get("finish_reason") == "stop":
+                where["finish_reason"] = "tool_calls"

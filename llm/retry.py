@@ -7,6 +7,7 @@ tests/integration/test_model_clients.py:
   exponential, jittered backoff (`backoff` seconds, doubling, capped at 30 s); sync and async sleep the same.
 - A server that rejects vLLM-only request fields is asked again at once without them (no backoff, not a retry).
 - A stream is retried only before its first chunk reached the caller: after that, the failure is the caller's.
+- A context-length 400 is never sent again (`context_too_long`): the caller compacts and asks anew.
 - Every failure is counted in `CallStats.errors`; each retry in `retries`; a request given up on in `failures`.
 
 The caller holds a slot only inside one attempt, so a request waiting to retry never holds a slot.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +25,8 @@ from dataclasses import dataclass, field
 import openai
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-from sevenfold.llm.cleanup import CallStats
+from sevenfold.errors import ContextTooLongError
+from sevenfold.llm.stats import CallStats
 
 _TRANSPORT_ERRORS = {
     "TransportError",
@@ -32,6 +35,34 @@ _TRANSPORT_ERRORS = {
     "ConnectError",
     "TimeoutException",
 }
+
+
+_CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+) tokens")
+_INPUT_TOKENS = re.compile(r"(\d+) input tokens|\((\d+) in the messages")
+
+
+def context_too_long(exc: BaseException) -> ContextTooLongError | None:
+    """The typed error for a context-length 400 (either of vLLM's wordings, DESIGN section 12); None for others.
+
+    langchain-openai raises a plain `BadRequestError` for these, so the text is matched. Never retried as is:
+    the same request would fail the same way; the caller must shorten it.
+    """
+    if isinstance(exc, ContextTooLongError):
+        return exc
+    if not isinstance(exc, openai.BadRequestError):
+        return None
+    text = str(exc)
+    limit = _CONTEXT_LIMIT.search(text)
+    if limit is None:
+        return None
+    found = _INPUT_TOKENS.search(text)
+    tokens = int(found.group(1) or found.group(2)) if found else None
+    return ContextTooLongError(
+        f"the prompt is too long for the server's context ({tokens or '?'} input tokens, "
+        f"limit {limit.group(1)} tokens including the completion)",
+        limit=int(limit.group(1)),
+        input_tokens=tokens,
+    )
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -73,6 +104,9 @@ class RetryPolicy:
         if not isinstance(exc, Exception):  # cancelled, or the caller closed a stream: never retried, not a failure
             return False
         self.stats.record_error(exc)
+        if context_too_long(exc) is not None:  # the caller must shorten the prompt; resending cannot help
+            self.stats.failures += 1
+            return False
         if replayable and self.resend_without_extras(exc):
             return True
         if not replayable or attempt >= self.attempts or not is_retryable(exc):

@@ -12,6 +12,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from langchain_core.messages import AIMessage, BaseMessage
+
+from sevenfold.qwen3_coder import partial_tag_suffix
+
 _OPEN, _CLOSE = "<think>", "</think>"
 _BLOCK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 
@@ -86,7 +90,7 @@ class ThinkingFilter:
             tag = _CLOSE if self._inside else _OPEN
             index = text.find(tag)
             if index < 0:
-                keep = _partial_tag_suffix(text, tag)
+                keep = partial_tag_suffix(text, tag)
                 body, self._pending = text[: len(text) - keep], text[len(text) - keep :]
                 (thinking if self._inside else answer).append(body)
                 break
@@ -109,8 +113,12 @@ class ThinkingFilter:
         return ("", rest) if self._inside else (rest, "")
 
 
-def _partial_tag_suffix(text: str, tag: str) -> int:
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:size]):
-            return size
-    return 0
+def move_thinking(message: BaseMessage, server_reasoning: str | None = None) -> None:
+    """Move thinking out of a reply's content into `additional_kwargs["reasoning_content"]` (with the server's)."""
+    if not isinstance(message, AIMessage) or not isinstance(message.content, str):
+        return
+    answer, thinking = split_thinking(message.content)
+    parts = [p for p in (server_reasoning, thinking) if p]
+    message.content = answer
+    if parts:
+        message.additional_kwargs["reasoning_content"] = "\n".join(parts)

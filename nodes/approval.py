@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
+from sevenfold.context import RunContext
 from sevenfold.nodes.events import emit
-from sevenfold.nodes.team import Team, TeamNode, slot_mark
+from sevenfold.nodes.resources import Resources
 from sevenfold.state.models import Plan, to_state
 from sevenfold.state.team import TeamState
 
@@ -28,35 +30,31 @@ _APPROVE = (True, "approve", "approved", "yes", "y")
 _REJECT = (False, "reject", "rejected", "no", "n")
 
 
-def make_approval(base: Team) -> TeamNode:
-    """Build the approval node: pass-through unless the run's settings ask for approval."""
-
-    async def approval(state: TeamState) -> dict[str, Any]:
-        team = await base.current()
-        if not state.get("approve_plan", team.settings.approve_plan):
-            return {}
-        plan, problem = state["plan"] or {}, ""
-        while True:
-            answer = interrupt(
-                {
-                    "round": state["round"],
-                    "plan": plan,
-                    "problem": problem,
-                    "resume_with": "true to approve, false to reject, or {'plan': {...}} to run an edited plan",
-                }
-            )
-            if answer in _REJECT and not isinstance(answer, dict):
-                emit("plan_rejected", round=state["round"])
-                return {"status": "rejected"}
-            if answer not in _APPROVE or isinstance(answer, dict):
-                plan, problem = _edited(answer, plan)
-                if problem:
-                    continue
-            emit("plan_approved", round=state["round"], edited=plan != state["plan"])
-            # The fan-out starts now, not when the plan was written: waiting for a person is not slot time.
-            return {"plan": plan, "fanout_started": slot_mark(team)}
-
-    return approval
+async def approval(state: TeamState, runtime: Runtime[RunContext], *, resources: Resources) -> dict[str, Any]:
+    """Pass the plan through, or pause for approval when the run asked for it (recorded by the start node)."""
+    if not state.get("approve_plan"):
+        return {}
+    plan, problem = state["plan"] or {}, ""
+    while True:
+        answer = interrupt(
+            {
+                "round": state["round"],
+                "plan": plan,
+                "problem": problem,
+                "resume_with": "true to approve, false to reject, or {'plan': {...}} to run an edited plan",
+            }
+        )
+        if answer in _REJECT and not isinstance(answer, dict):
+            emit("plan_rejected", round=state["round"])
+            return {"status": "rejected"}
+        if answer not in _APPROVE or isinstance(answer, dict):
+            plan, problem = _edited(answer, plan)
+            if problem:
+                continue
+        emit("plan_approved", round=state["round"], edited=plan != state["plan"])
+        # The fan-out starts now, not when the plan was written: waiting for a person is not slot time.
+        run = await resources.for_run(state["run_id"], runtime.context)
+        return {"plan": plan, "fanout_started": run.slot_mark()}
 
 
 def _edited(answer: Any, current: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -29,6 +29,7 @@ def _notes(state: TeamState) -> str:
 
 def _send(state: TeamState, subtask: dict, attempt: int, base: str) -> Send:
     plan = state["plan"] or {}
+    ids = [str(s.get("id")) for s in plan.get("subtasks", [])]
     payload = WorkerInput(
         subtask=subtask,
         plan_summary=plan.get("summary", ""),
@@ -39,6 +40,8 @@ def _send(state: TeamState, subtask: dict, attempt: int, base: str) -> Send:
         attempt=attempt,
         base=base,
         notes=_notes(state),
+        # Its place in the plan: a stable priority, so when the KV cache fills the same worker yields each time.
+        position=ids.index(subtask["id"]) if subtask["id"] in ids else len(ids),
     )
     return Send("worker", payload)
 

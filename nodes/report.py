@@ -7,77 +7,84 @@ import json
 from pathlib import Path
 from typing import Any
 
+from langgraph.runtime import Runtime
+
+from sevenfold.context import RunContext
+from sevenfold.llm.budget import worker_budget
 from sevenfold.nodes.events import emit
-from sevenfold.nodes.team import Team, TeamNode
+from sevenfold.nodes.resources import Resources
 from sevenfold.settings import ROLES
 from sevenfold.state.models import Review, RoundSummary, WorkerReport, from_state
 from sevenfold.state.team import TeamState
 
 
-def make_report(base: Team) -> TeamNode:
-    """Build the report node for a team."""
-
-    async def report(state: TeamState) -> dict[str, Any]:
-        team = await base.current()
-        run_id = state["run_id"]
-        workspace = await team.workspace(state["repo"], run_id)
-        review_data = state.get("review")
-        review = from_state(Review, review_data) if review_data else None
-        commit = review.integration_commit if review else state["base_commit"]
-        result_branch = f"sevenfold/{run_id}/result"
-        await workspace.create_result_branch(result_branch, commit)
-        tests = state.get("tests") or {}
-        status = "rejected" if state.get("status") == "rejected" else "passed" if tests.get("ok") else "failed"
-        reports = [from_state(WorkerReport, r) for r in state.get("reports", [])]
-        rounds = [from_state(RoundSummary, r) for r in state.get("rounds", [])]
-        sandbox = await team.sandbox(state["repo"])
-        data = {
-            "run_id": run_id,
-            "task": state["task"],
-            "repo": state["repo"],
-            "status": status,
-            "base_commit": state["base_commit"],
-            "result_branch": result_branch,
-            "result_commit": commit,
-            "rounds": [r.model_dump(mode="json") for r in rounds],
-            "workers": [r.model_dump(mode="json") for r in reports],
-            "review": review.model_dump(mode="json") if review else None,
-            "tests": tests,
-            "test_command": team.settings.tools.test_command,
-            "test_env": sorted(team.settings.sandbox.env),  # names only: values may be secrets
-            "sandbox": sandbox.describe(),
-            "tokens": {
-                "prompt": sum(r.prompt_tokens for r in reports),
-                "completion": sum(r.completion_tokens for r in reports),
-            },
-            "tool_calls": {
-                "run": sum(r.tool_calls for r in reports),
-                "recovered": sum(r.tool_calls_recovered for r in reports),
-                "repaired": sum(r.tool_calls_repaired for r in reports),
-                "failed": sum(r.tool_calls_failed for r in reports),
-            },
-            "wall_time_s": round(sum(r.duration_s for r in rounds), 3),
-            # Counted in this process only: a resumed run reports the requests made since it resumed.
-            "model_requests": {
-                role: {
-                    "requests": stats.requests,
-                    "retries": stats.retries,
-                    "failed": stats.failures,
-                    "errors": dict(stats.errors),
-                }
-                for role in ROLES
-                for stats in [team.model(role).stats]
-            },
-        }
-        run_dir = team.run_dir(run_id)
-        await asyncio.to_thread(_write_report, run_dir, data)
-        if not team.settings.keep_worktrees:
-            # The result branch is what the user gets; worker and integration branches were the means.
-            await workspace.remove(delete_branches=True)
-        emit("report_ready", status=status, path=str(run_dir / "report.md"), branch=result_branch)
-        return {"status": status, "result_branch": result_branch, "report_path": str(run_dir / "report.md")}
-
-    return report
+async def report(state: TeamState, runtime: Runtime[RunContext], *, resources: Resources) -> dict[str, Any]:
+    """Make the result branch, write report.json and report.md, and release the run's resources."""
+    run_id = state["run_id"]
+    run = await resources.for_run(run_id, runtime.context)
+    workspace = await run.workspace(state["repo"])
+    review_data = state.get("review")
+    review = from_state(Review, review_data) if review_data else None
+    commit = review.integration_commit if review else state["base_commit"]
+    result_branch = f"sevenfold/{run_id}/result"
+    await workspace.create_result_branch(result_branch, commit)
+    tests = state.get("tests") or {}
+    status = "rejected" if state.get("status") == "rejected" else "passed" if tests.get("ok") else "failed"
+    reports = [from_state(WorkerReport, r) for r in state.get("reports", [])]
+    rounds = [from_state(RoundSummary, r) for r in state.get("rounds", [])]
+    sandbox = await run.sandbox(state["repo"])
+    data = {
+        "run_id": run_id,
+        "task": state["task"],
+        "repo": state["repo"],
+        "status": status,
+        "base_commit": state["base_commit"],
+        "result_branch": result_branch,
+        "result_commit": commit,
+        "rounds": [r.model_dump(mode="json") for r in rounds],
+        "workers": [r.model_dump(mode="json") for r in reports],
+        "review": review.model_dump(mode="json") if review else None,
+        "tests": tests,
+        "test_command": run.settings.tools.test_command,
+        "test_env": sorted(run.settings.sandbox.env),  # names only: values may be secrets
+        "sandbox": sandbox.describe(),
+        "tokens": {
+            "prompt": sum(r.prompt_tokens for r in reports),
+            "completion": sum(r.completion_tokens for r in reports),
+        },
+        "tool_calls": {
+            "run": sum(r.tool_calls for r in reports),
+            "recovered": sum(r.tool_calls_recovered for r in reports),
+            "repaired": sum(r.tool_calls_repaired for r in reports),
+            "unrepaired": sum(r.tool_calls_unrepaired for r in reports),
+        },
+        "context": {
+            "budget": (await worker_budget(run.settings)).describe(),
+            "compactions": sum(r.compactions for r in reports),
+            "outputs_offloaded": sum(r.outputs_offloaded for r in reports),
+            "peak_prompt_tokens": max((r.peak_context_tokens for r in reports), default=0),
+        },
+        "wall_time_s": round(sum(r.duration_s for r in rounds), 3),
+        # Counted in this process only: a resumed run reports the requests made since it resumed.
+        "model_requests": {
+            role: {
+                "requests": stats.requests,
+                "retries": stats.retries,
+                "failed": stats.failures,
+                "errors": dict(stats.errors),
+            }
+            for role in ROLES
+            for stats in [run.model(role).stats]
+        },
+    }
+    run_dir = run.run_dir
+    await asyncio.to_thread(_write_report, run_dir, data)
+    if not run.settings.keep_worktrees:
+        # The result branch is what the user gets; worker and integration branches were the means.
+        await workspace.remove(delete_branches=True)
+    resources.release(run_id)
+    emit("report_ready", status=status, path=str(run_dir / "report.md"), branch=result_branch)
+    return {"status": status, "result_branch": result_branch, "report_path": str(run_dir / "report.md")}
 
 
 def _write_report(run_dir: Path, data: dict[str, Any]) -> None:
@@ -105,6 +112,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         _test_command_line(data),
         f"Tokens: {data['tokens']['prompt']:,} prompt, {data['tokens']['completion']:,} completion; wall time {data['wall_time_s']:.1f} s",
         _sandbox_line(data.get("sandbox") or {}),
+        *_context_lines(data.get("context")),
         "",
         "Model requests (this process): "
         + "; ".join(
@@ -129,10 +137,11 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "## Workers",
         "",
-        "Tool calls: run / recovered from text / rejected then repaired / rejected and never repaired.",
+        "Tool calls: run / recovered from text / rejected then repaired / rejected and never repaired. "
+        "Context: largest prompt / budget, and compactions.",
         "",
-        "| round | subtask | status | files | steps | tool calls | tokens | summary |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| round | subtask | status | files | steps | tool calls | tokens | context | summary |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     cut_summaries: list[str] = []
     for w in data["workers"]:
@@ -140,11 +149,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         summary, cut = _shorten(full, SUMMARY_CHARS)
         tokens = w["prompt_tokens"] + w["completion_tokens"]
         attempt = f" (attempt {w['attempt']})" if w["attempt"] > 1 else ""
-        calls = (
-            f"{w['tool_calls']} / {w['tool_calls_recovered']} / {w['tool_calls_repaired']} / {w['tool_calls_failed']}"
-        )
+        calls = f"{w['tool_calls']} / {w['tool_calls_recovered']} / {w['tool_calls_repaired']} / {w['tool_calls_unrepaired']}"
         lines.append(
-            f"| {w['round']} | {w['subtask_id']}{attempt} | {w['status']} | {len(w['files_changed'])} | {w['steps']} | {calls} | {tokens:,} | {summary.replace('|', '/')} |"
+            f"| {w['round']} | {w['subtask_id']}{attempt} | {w['status']} | {len(w['files_changed'])} | {w['steps']} | {calls} | {tokens:,} | {_context_cell(w)} | {summary.replace('|', '/')} |"
         )
         if cut:
             cut_summaries += ["", f"**Round {w['round']}, {w['subtask_id']}{attempt}:**", "", full.strip()]
@@ -161,6 +168,24 @@ def render_markdown(data: dict[str, Any]) -> str:
             data["review"].get("notes") or "(none)",
         ]  # a run recorded before rounds kept notes
     return "\n".join(lines) + "\n"
+
+
+def _context_lines(context: dict[str, Any] | None) -> list[str]:
+    """The workers' context budget, and what was done to stay within it."""
+    if not context:
+        return []
+    return [
+        f"Context: {context['budget']}",
+        f"Workers' transcripts compacted {context['compactions']} times; {context['outputs_offloaded']} tool outputs "
+        f"saved to the run directory; largest prompt {context['peak_prompt_tokens']:,} tokens",
+    ]
+
+
+def _context_cell(worker: dict[str, Any]) -> str:
+    if not worker.get("context_budget"):
+        return "-"
+    compactions = worker.get("compactions", 0)
+    return f"{worker.get('peak_context_tokens', 0):,} / {worker['context_budget']:,}, {compactions} compacted"
 
 
 def _round_section(r: dict[str, Any]) -> list[str]:

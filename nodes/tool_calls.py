@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ValidationError
+
+from sevenfold.nodes.events import emit
 
 MAX_REJECTED_TURNS = 4
 """Turns in a row whose every call was rejected before the worker gives up."""
@@ -66,7 +68,7 @@ def count_repairs(state: Mapping[str, Any], accepted: int, rejected: int, reply:
     the rejections before it; rejections never repaired count as failed when
     the worker finishes.
     """
-    pending = state.get("rejections_pending", 0)
+    pending = state.get("tool_calls_unrepaired", 0)
     recovered = sum(1 for c in reply.tool_calls if str(c.get("id") or "").startswith("recovered-"))
     update: dict[str, Any] = {
         "tool_calls_recovered": state.get("tool_calls_recovered", 0) + recovered,
@@ -76,5 +78,41 @@ def count_repairs(state: Mapping[str, Any], accepted: int, rejected: int, reply:
     if accepted and pending:
         update["tool_calls_repaired"] = state.get("tool_calls_repaired", 0) + pending
         pending = 0
-    update["rejections_pending"] = pending + rejected
+    update["tool_calls_unrepaired"] = pending + rejected
     return update
+
+
+def split_calls(reply: AIMessage, tools: dict[str, BaseTool]) -> tuple[list[dict[str, Any]], list[ToolMessage]]:
+    """The calls that can run, and an error message for each call that cannot (explained to the model)."""
+    runnable, refused = [], []
+    for tool_call in reply.tool_calls:
+        problem = check_call(tool_call["name"], tool_call["args"], tools)
+        if problem is None:
+            runnable.append(dict(tool_call))
+        else:
+            refused.append(
+                ToolMessage(problem, tool_call_id=tool_call["id"] or "", name=tool_call["name"], status="error")
+            )
+    for bad in reply.invalid_tool_calls:
+        detail = bad.get("error") or f"the arguments are not valid JSON: {str(bad.get('args'))[:500]}"
+        refused.append(
+            ToolMessage(
+                f"Error: a tool call could not be read ({detail}). Write each call in the tool-call format, with arguments that fit the tool's schema.",
+                tool_call_id=bad.get("id") or "",
+                status="error",
+            )
+        )
+    return runnable, refused
+
+
+async def run_call(tools: dict[str, BaseTool], tool_call: dict[str, Any], key: str) -> ToolMessage:
+    """Run one checked call; a tool that raises becomes an error message the model can read and act on."""
+    name, call_id = tool_call["name"], tool_call["id"] or ""
+    emit("tool", subtask=key, tool=name)
+    try:
+        result = await tools[name].ainvoke(tool_call["args"])
+    except Exception as exc:  # a tool bug: the model can read it and adjust
+        return ToolMessage(
+            f"Error: {type(exc).__name__}: {exc}"[:4000], tool_call_id=call_id, name=name, status="error"
+        )
+    return ToolMessage(str(result), tool_call_id=call_id, name=name)

@@ -1,7 +1,10 @@
 """`sevenfold bench`: load at fixed concurrency against an OpenAI-compatible server, measured like `vllm bench serve`.
 
-For each concurrency level, `num_prompts` streaming chat requests are sent with
-at most that many in flight (`vllm bench serve --max-concurrency`). Prompts are
+For each concurrency level, `num_prompts` streaming requests are sent with at
+most that many in flight (`vllm bench serve --max-concurrency`): chat
+completions (`backend="chat"`, the default) or, as `vllm bench serve`'s default
+`openai` backend does, completions (`backend="completions"`: `/v1/completions`
+with the prompt as raw text, no chat template). Prompts are
 random words from a seeded generator, about `input_len` tokens each, and no two
 are alike, not even across levels: each starts with its own serial number, so
 the prefix cache cannot serve one request's prompt from another's and make the
@@ -30,7 +33,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import aiohttp
 
@@ -48,6 +51,8 @@ _WORD_TEXT = (
 _WORDS = _WORD_TEXT.split()
 _TEMPLATE_TOKENS = 8  # the chat template's own tokens around one user message, about
 CONNECT_TIMEOUT_S = 5.0
+Backend = Literal["chat", "completions"]
+BACKENDS: tuple[Backend, ...] = ("chat", "completions")
 
 
 def parse_concurrency(text: str) -> list[int]:
@@ -118,13 +123,20 @@ async def find_model(
 
 
 class LoadGenerator:
-    """Streams chat requests to one model and times them."""
+    """Streams chat or completion requests to one model and times them."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, model: str, headers: dict[str, str], output_len: int
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        model: str,
+        headers: dict[str, str],
+        output_len: int,
+        backend: Backend = "chat",
     ) -> None:
         self.session = session
-        self.url = f"{base_url}/chat/completions"
+        self.backend = backend
+        self.url = f"{base_url}/chat/completions" if backend == "chat" else f"{base_url}/completions"
         self.model = model
         self.headers = headers
         self.output_len = output_len
@@ -132,9 +144,12 @@ class LoadGenerator:
 
     def body(self, prompt: str) -> dict[str, Any]:
         """The request for one prompt, with vLLM's length extras while the server takes them."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
+        body: dict[str, Any] = {"model": self.model}
+        if self.backend == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        body |= {
             "max_tokens": self.output_len,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -168,8 +183,7 @@ class LoadGenerator:
                     if not chunk.get("choices"):
                         continue
                     last_choice = now
-                    delta = chunk["choices"][0].get("delta") or {}
-                    if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
+                    if _has_text(chunk["choices"][0]):
                         if first is None:
                             first = now
                         else:
@@ -219,6 +233,14 @@ class LoadGenerator:
         return summarize(concurrency, list(results), time.perf_counter() - started, simulated)
 
 
+def _has_text(choice: dict[str, Any]) -> bool:
+    """Whether a streamed choice carries tokens: chat's delta content or reasoning, or a completion's text."""
+    if "text" in choice:
+        return bool(choice["text"])
+    delta = choice.get("delta") or {}
+    return bool(delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"))
+
+
 def _error_message(text: str) -> str:
     try:
         message = json.loads(text)["error"]["message"]
@@ -239,8 +261,9 @@ async def run_bench(
     seed: int = 0,
     on_level: Callable[[LevelResult], None] | None = None,
     refuse_unpaced: bool = True,
+    backend: Backend = "chat",
 ) -> BenchReport:
-    """Run every level in order, calling `on_level` as each finishes.
+    """Run every level in order, calling `on_level` as each finishes; `backend` picks the API ("chat" or "completions").
 
     Against `sevenfold sim` the figures are in its modelled time. Raises
     `ServerUnreachableError`, `ModelNotServedError` or `ServerError` (from
@@ -256,7 +279,7 @@ async def run_bench(
         served = await find_model(session, base_url, model, headers)
         if served.simulated and refuse_unpaced:
             check_pacing(base_url, served.simulated)
-        load = LoadGenerator(session, base_url, served.model, headers, output_len)
+        load = LoadGenerator(session, base_url, served.model, headers, output_len, backend)
         await load.check(make_prompts(1, input_len, rng, first_serial=10**6)[0])
         report = BenchReport(
             base_url,
@@ -268,6 +291,7 @@ async def run_bench(
             seed,
             load.force_lengths,
             simulated=served.simulated,
+            backend=backend,
         )
         for index, concurrency in enumerate(concurrencies):
             prompts = make_prompts(num_prompts, input_len, rng, first_serial=index * num_prompts)

@@ -114,6 +114,8 @@ class BenchReport:
     """The server took `ignore_eos`/`min_tokens`, so every reply is `output_len` tokens."""
     simulated: SimulatorInfo | None = None
     """Set when the server is `sevenfold sim`: then every figure is in its modelled time."""
+    backend: str = "chat"
+    """The API driven: "chat" (`/v1/chat/completions`) or "completions" (`/v1/completions`, `vllm bench serve`'s default)."""
     levels: list[LevelResult] = field(default_factory=list)
 
     @property

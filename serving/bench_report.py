@@ -70,6 +70,8 @@ def bench_notes(report: BenchReport) -> list[str]:
                 f"multiplied by {report.simulated.time_scale:g}"
             )
         notes.append(note)
+    if report.backend == "completions":
+        notes.append("driven through /v1/completions (raw prompts, no chat template), as `vllm bench serve` does")
     if not report.lengths_forced:
         notes.append("the server did not take ignore_eos/min_tokens: output lengths are the model's own")
     if report.levels and all(lv.scaling_efficiency is None for lv in report.levels):

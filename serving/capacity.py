@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sevenfold.errors import SevenfoldError
+from sevenfold.qwen3_coder import MODEL_NAME
 from sevenfold.serving.hardware import GIB, Gpu
 
-Weights = Literal["bf16", "fp8", "awq"]
 KvDtype = Literal["auto", "fp8"]
 
 OVERHEAD_PER_GPU = int(2.5 * GIB)
@@ -60,7 +60,7 @@ class ModelSpec:
 
 
 QWEN3_CODER_30B_A3B = ModelSpec(
-    name="Qwen/Qwen3-Coder-30B-A3B-Instruct",
+    name=MODEL_NAME,
     layers=48,
     attention_heads=32,
     kv_heads=4,

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sevenfold.errors import SevenfoldError
+from sevenfold.qwen3_coder import MODEL_NAME
 from sevenfold.serving.capacity import QWEN3_CODER_30B_A3B, CapacityPlan, KvDtype, plan_capacity, slots_text
 from sevenfold.serving.hardware import GIB, Gpu
 
 CHECKPOINTS = {
-    "bf16": "Qwen/Qwen3-Coder-30B-A3B-Instruct",
-    "fp8": "Qwen/Qwen3-Coder-30B-A3B-Instruct-FP8",
+    "bf16": MODEL_NAME,
+    "fp8": f"{MODEL_NAME}-FP8",
     # Community-made 4-bit AWQ (Qwen publishes none for this model); swap in the one you trust.
     "awq": "cpatonn/Qwen3-Coder-30B-A3B-Instruct-AWQ-4bit",
 }
@@ -104,6 +105,12 @@ def build_serve_command(
         Flag("--gpu-memory-utilization", str(gpu_memory_utilization), "share of each GPU's memory vLLM may use"),
         Flag("--tensor-parallel-size", str(count), "one shard per GPU (no expert parallelism on one node)"),
         Flag("--enable-prefix-caching", None, "workers share system prompt, tools and repo map: prefill once"),
+        Flag(
+            "--scheduling-policy",
+            "priority",
+            "workers send a stable priority (lower first), so if the KV cache fills, preemption always hits the "
+            "same worker instead of thrashing all of them; set endpoints.NAME.priority_scheduling = true",
+        ),
         Flag("--enable-auto-tool-choice", None, "let the model decide when to call tools"),
         Flag("--tool-call-parser", "qwen3_coder", "Qwen3-Coder's XML tool calls; the wrong parser leaks them as text"),
         Flag("--host", host, "where to listen"),

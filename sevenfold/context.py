@@ -10,10 +10,11 @@ a bad value fails with one line naming the field.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sevenfold.settings import Settings, load_settings
+from sevenfold.settings import ROLES, Settings
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,20 @@ class RunContext:
     worker_temperature: float | None = field(default=None, metadata={"description": "Workers' sampling temperature."})
     reviewer_model: str | None = field(default=None, metadata={"description": "Model for the reviewer."})
     reviewer_thinking: bool | None = field(default=None, metadata={"description": "Thinking mode for the reviewer."})
+    context_budget: int | None = field(
+        default=None,
+        metadata={
+            "description": "Prompt tokens a worker's request may use before its transcript is compacted "
+            "(unset: derived from the server's context length and KV cache)."
+        },
+    )
 
     def overrides(self) -> dict[str, Any]:
         """The fields that were set, by name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-def context_overrides(context: RunContext | dict[str, Any] | None) -> dict[str, Any]:
+def context_overrides(context: RunContext | Mapping[str, Any] | None) -> dict[str, Any]:
     """The overrides a run's context carries (a `RunContext`, or the plain dict a server passes)."""
     if context is None:
         return {}
@@ -60,26 +68,19 @@ def context_overrides(context: RunContext | dict[str, Any] | None) -> dict[str, 
     return {k: v for k, v in dict(context).items() if k in known and v is not None}
 
 
+_SETTINGS = ("base_url", "model", "slots", "max_rounds", "approve_plan")
+"""Context fields that are settings of their own name (the first three the default endpoint's)."""
+_SECTIONS = (*ROLES, "context")
+"""`<section>_<setting>` fields change one setting of a section: `planner_thinking`, `context_budget`."""
+
+
 def apply_context(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    """`settings` with a run's overrides applied and validated; `SettingsError` naming a bad one."""
-    if not overrides:
-        return settings
-    data = settings.model_dump()
-    endpoint = data["endpoints"].setdefault("default", {})
-    for key in ("base_url", "model", "slots"):
-        if key in overrides:
-            endpoint[key] = overrides[key]
-    for key in ("max_rounds", "approve_plan"):
-        if key in overrides:
-            data[key] = overrides[key]
+    """`settings` with a run's overrides applied and validated, API keys kept; `SettingsError` naming a bad one."""
+    changes: dict[str, Any] = {}
     for name, value in overrides.items():
-        role, _, setting = name.partition("_")
-        if role in ("planner", "worker", "reviewer") and setting:
-            data[role][setting] = value
-    data["endpoints"] = {
-        name: {**values, "api_key": settings.endpoints[name].api_key.get_secret_value()}
-        if name in settings.endpoints
-        else values
-        for name, values in data["endpoints"].items()
-    }
-    return load_settings(**data)
+        section, _, setting = name.partition("_")
+        if name in _SETTINGS:
+            changes[name] = value
+        elif section in _SECTIONS and setting:
+            changes.setdefault(section, {})[setting] = value
+    return settings.with_overrides(**changes)

@@ -42,3 +42,14 @@ class ToolError(SevenfoldError):
 
 class PathOutsideWorkspaceError(ToolError):
     """A path resolves outside the worktree (`..`, absolute, or via a symlink)."""
+
+
+class ContextTooLongError(ServerError):
+    """The server refused a request whose prompt (plus the completion asked for) exceeds its context length."""
+
+    def __init__(self, message: str, limit: int | None = None, input_tokens: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        """The server's maximum context length, if it said."""
+        self.input_tokens = input_tokens
+        """The prompt's tokens as the server counted them, if it said."""

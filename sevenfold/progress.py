@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from sevenfold.llm.limiter import limiter_for
+from sevenfold.llm.limiter import LIMITERS
 from sevenfold.settings import Settings
 
 
@@ -73,9 +73,12 @@ class ProgressView:
 
     def _render(self) -> Group:
         endpoint = self.settings.endpoint_for("worker")
-        limiter = limiter_for(endpoint.base_url, endpoint.slots)
+        limiter = LIMITERS.get(endpoint.base_url)  # a reader: before the run opens it, nothing is in flight
+        in_flight, slots, waiting = (
+            (limiter.in_flight, limiter.slots, limiter.waiting) if limiter is not None else (0, endpoint.slots, 0)
+        )
         head = Text(
-            f"phase {self.phase} | slots {limiter.in_flight}/{limiter.slots} in use, {limiter.waiting} waiting | {time.monotonic() - self.started:.0f} s"
+            f"phase {self.phase} | slots {in_flight}/{slots} in use, {waiting} waiting | {time.monotonic() - self.started:.0f} s"
         )
         table = Table(expand=False, show_edge=False, pad_edge=False)
         for column in ("worker", "state", "tool", "tokens", "files", "goal"):

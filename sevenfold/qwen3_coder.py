@@ -39,6 +39,17 @@ def render_tool_call_xml(name: str, arguments: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def partial_tag_suffix(text: str, tag: str) -> int:
+    """How many characters at the end of `text` could be the start of `tag` (0 if none).
+
+    A streaming parser holds that many back until the next chunk says whether the tag was written.
+    """
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:size]):
+            return size
+    return 0
+
+
 def schema_properties(name: str, tools: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The `properties` of tool `name` in an OpenAI tools list; None if no such tool."""
     for tool in tools:

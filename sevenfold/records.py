@@ -150,13 +150,4 @@ def run_settings(current: Settings, run_id: str) -> Settings:
     `run.json` keeps every setting but the API keys, so a resumed run talks to the same server with the same
     limits and runs the same test command as the run it continues.
     """
-    from sevenfold.settings import load_settings
-
-    record_path = _run_dir(current, run_id) / "run.json"
-    if not record_path.exists():
-        raise SevenfoldError(f"no run {run_id!r} in {current.run_root} (see `sevenfold status`)")
-    saved = json.loads(record_path.read_text(encoding="utf-8"))["settings"]
-    for name, endpoint in saved.get("endpoints", {}).items():
-        if name in current.endpoints:
-            endpoint["api_key"] = current.endpoints[name].api_key.get_secret_value()
-    return load_settings(**saved)
+    return current.with_overrides(**read_record(current, run_id)["settings"])

@@ -40,6 +40,21 @@ from sevenfold.tools.test_setup import TestSetup, resolve_test_setup
 from sevenfold.tools.testing import check_test_command
 from sevenfold.tools.workspace import Workspace
 
+__all__ = [
+    "Checked",
+    "RunResult",
+    "WorkspaceError",
+    "list_runs",
+    "new_run_id",
+    "open_graph",
+    "preflight",
+    "resume_run",
+    "run_config",
+    "run_settings",
+    "run_status",
+    "start_run",
+]
+
 EventHandler = Callable[[dict[str, Any]], None]
 DURABILITY: Durability = "sync"
 """Each step's checkpoint is written before the next step starts, so a crash loses at most the step running."""
@@ -236,19 +251,3 @@ async def _exclusive(run_dir: Path) -> AsyncIterator[None]:
 
 def _public_settings(settings: Settings) -> dict[str, Any]:
     return json.loads(settings.model_dump_json(exclude={"endpoints": {"__all__": {"api_key"}}}))
-
-
-__all__ = [
-    "Checked",
-    "RunResult",
-    "WorkspaceError",
-    "list_runs",
-    "new_run_id",
-    "open_graph",
-    "preflight",
-    "resume_run",
-    "run_config",
-    "run_settings",
-    "run_status",
-    "start_run",
-]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sevenfold.errors import SettingsError
+from sevenfold.errors import SettingsError, SevenfoldError
 from sevenfold.qwen3_coder import MODEL_NAME
 
 DEFAULT_MODEL = MODEL_NAME
@@ -42,6 +42,11 @@ class EndpointSettings(BaseModel):
     vllm_extras: bool = Field(
         True,
         description="Send vLLM-only request fields (top_k, repetition_penalty); turned off automatically if the server rejects them.",
+    )
+    priority_scheduling: bool = Field(
+        False,
+        description="The server runs `--scheduling-policy priority`: workers send a stable request priority (vLLM "
+        "rejects a non-zero one otherwise).",
     )
 
     @field_validator("base_url")
@@ -108,6 +113,66 @@ class ToolLimits(BaseModel):
         "with NAME=value assignments. Unset, a repository's pyproject.toml [tool.sevenfold] test_command is used. "
         "Variables for every command the tests run in go in sandbox.env (`sevenfold run --test-env`).",
     )
+
+
+class ContextSettings(BaseModel):
+    """How much of the model's context a worker's transcript may use, and what leaves it (see `llm/budget.py`)."""
+
+    model_config = {"extra": "forbid"}
+
+    manage: bool = Field(
+        True,
+        description="Keep each worker's prompt within the budget (big outputs to files, compaction); off sends whole "
+        "transcripts every turn and a context-length 400 fails the worker (for comparisons).",
+    )
+    budget: int | None = Field(
+        None,
+        ge=1_024,
+        description="Prompt tokens a worker's request may use; unset: derived from the server (max_model_len, "
+        "the KV cache shared by the slots) minus the worker's max_tokens.",
+    )
+    high_water: float = Field(
+        0.85, gt=0.0, le=1.0, description="Share of the budget at which a worker's transcript is compacted."
+    )
+    low_water: float = Field(0.5, gt=0.0, lt=1.0, description="Share of the budget a compaction brings it down to.")
+    kv_cache_tokens: int | None = Field(
+        None,
+        ge=1_024,
+        description="Tokens the server's KV cache holds, when the server does not say (vLLM's /metrics does).",
+    )
+    gpu: str | None = Field(
+        None,
+        description="The server's GPU (e.g. h100-80), for the capacity planner's KV figure when the server does not say.",
+    )
+    gpu_count: int = Field(1, ge=1, le=64, description="GPUs the server uses (tensor parallel), with `gpu`.")
+    max_model_len: int = Field(
+        32_768, ge=1_024, description="The server's context length, when GET /v1/models does not say."
+    )
+    offload_chars: int = Field(
+        8_000,
+        ge=1_000,
+        description="Tool outputs longer than this go to a file in the run directory; the transcript keeps head, "
+        "tail and a reference the worker can view.",
+    )
+    preview_chars: int = Field(1_500, ge=200, description="Characters kept from each end of an offloaded tool output.")
+
+    @field_validator("gpu")
+    @classmethod
+    def _known_gpu(cls, value: str | None) -> str | None:
+        if value is not None:
+            from sevenfold.serving.hardware import find_gpu
+
+            try:
+                find_gpu(value)
+            except SevenfoldError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> ContextSettings:
+        if self.low_water >= self.high_water:
+            raise ValueError(f"low_water ({self.low_water}) must be below high_water ({self.high_water})")
+        return self
 
 
 class SandboxSettings(BaseModel):
@@ -177,6 +242,7 @@ class Settings(BaseSettings):
     reviewer: ThinkingRoleSettings = Field(default_factory=ThinkingRoleSettings)
     tools: ToolLimits = Field(default_factory=ToolLimits)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
     max_rounds: int = Field(3, ge=1, le=20, description="Planner->verifier rounds before giving up.")
     max_active_workers: int = Field(
         16,
@@ -184,8 +250,17 @@ class Settings(BaseSettings):
         le=256,
         description="Workers running at once (more than slots, so tool time does not idle a slot).",
     )
-    worker_max_steps: int = Field(40, ge=1, le=500, description="Model turns one worker may take before it must stop.")
-    worker_max_tokens: int = Field(600_000, ge=1_000, description="Prompt + completion tokens one worker may spend.")
+    worker_max_steps: int = Field(
+        100,
+        ge=1,
+        le=500,
+        description="Model turns one worker may take before it must stop (Qwen3-Coder-30B-A3B averages 88 on SWE tasks).",
+    )
+    worker_max_tokens: int = Field(
+        3_000_000,
+        ge=1_000,
+        description="Prompt + completion tokens one worker may spend (prompts are mostly served from the prefix cache).",
+    )
     plan_attempts: int = Field(
         3, ge=1, le=10, description="Times a rejected plan is sent back to the planner before giving up."
     )
@@ -238,6 +313,28 @@ class Settings(BaseSettings):
         """The model name a role asks for."""
         return self.role(role).model or self.endpoint_for(role).model
 
+    def with_overrides(
+        self, *, base_url: str | None = None, model: str | None = None, slots: int | None = None, **changes: Any
+    ) -> Settings:
+        """These settings with some changed, validated again; every endpoint keeps its API key.
+
+        `base_url`, `model` and `slots` change the default endpoint. Any other keyword names a setting; a dict
+        changes only the keys it names, as a flag is laid over the config file (`tools={"test_command": "tox"}`
+        keeps the other tool limits). Arguments left `None` change nothing, and with no change this is `self`.
+        Raises `SettingsError` with one line naming the first bad field.
+        """
+        endpoint = {k: v for k, v in {"base_url": base_url, "model": model, "slots": slots}.items() if v is not None}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if endpoint:
+            changes["endpoints"] = _merged(changes.get("endpoints") or {}, {"default": endpoint})
+        if not changes:
+            return self
+        try:
+            # model_dump() keeps the keys as SecretStr: never revealed, and changes without one keep it.
+            return type(self).model_validate(_merged(self.model_dump(), changes))
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc, None)) from None
+
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Load settings from overrides, environment and an optional TOML file.
@@ -261,6 +358,15 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise SettingsError(_one_line(exc, path)) from None
     finally:
         _toml_data.reset(token)
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` laid over it, dicts merged key by key (as pydantic-settings layers its sources)."""
+    merged = dict(base)
+    for key, value in changes.items():
+        old = merged.get(key)
+        merged[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
 
 
 def _one_line(exc: ValidationError, path: str | Path | None) -> str:

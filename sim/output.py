@@ -17,7 +17,7 @@ from typing import Any
 
 from sevenfold.qwen3_coder import render_tool_call_xml
 from sevenfold.sim.faults import FaultDraw
-from sevenfold.sim.policies.base import Reply
+from sevenfold.sim.policies.base import MalformedShape, Reply
 from sevenfold.sim.tokens import tokenize
 from sevenfold.sim.toolcall import ParsedCall, parse_tool_calls
 
@@ -40,7 +40,9 @@ class Output:
             parts.append((CONTENT, reply.content))
         if reply.tool_calls and tools_offered:
             xml = "\n".join(render_tool_call_xml(c.name, c.arguments) for c in reply.tool_calls)
-            if fault.malformed:
+            if reply.malformed:
+                xml = break_tool_xml(xml, reply.malformed)
+            elif fault.malformed:
                 xml = corrupt_tool_xml(xml, fault.variant)
             parts.append((TOOLS, ("\n" if reply.content else "") + xml))
         tokens: list[str] = []
@@ -73,6 +75,28 @@ def corrupt_tool_xml(xml: str, variant: float) -> str:
     return xml.replace("<parameter=", "<parameter=_", 1)  # a misspelt parameter name
 
 
+_CORRUPTION_VARIANT: dict[str, float] = {
+    "unclosed_function": 0.0,
+    "json_inside": 0.25,
+    "misspelt_tool": 0.5,
+    "misspelt_parameter": 0.75,
+}
+
+
+def break_tool_xml(xml: str, shape: MalformedShape) -> str:
+    """Break tool-call XML in the named way a policy asked for (`sim.policies.base.MalformedShape`)."""
+    if shape == "missing_open_tag":
+        return xml.replace("<tool_call>\n", "", 1)
+    if shape == "parameter_run_on":
+        head, found, rest = xml.partition("<parameter=")
+        if not found:
+            return xml
+        name, _, value = rest.partition(">\n")
+        value_text, closed, tail = value.partition("\n</parameter>")
+        return f"{head}<parameter={name}={value_text}{'</parameter>' if closed else ''}{tail}"
+    return corrupt_tool_xml(xml, _CORRUPTION_VARIANT[shape])
+
+
 def _call_json(index: int, call: ParsedCall) -> list[dict[str, Any]]:
     head = {
         "index": index,
@@ -91,6 +115,9 @@ class OutputAssembler:
     tools: list[dict[str, Any]]
     reasoning_parser: bool
     leak: bool
+    guided: str | None = None
+    """None (tool calls are parsed from XML, "auto"); "required" (the output is a JSON list of calls); or the name of
+    the function a named `tool_choice` forces (the output is its arguments as JSON)."""
     sent: int = 0
     _tool_buffer: str = ""
     _think_buffer: str = ""
@@ -100,6 +127,7 @@ class OutputAssembler:
 
     @property
     def parse_tools(self) -> bool:
+        """Whether Qwen3-Coder tool-call XML is parsed into calls (tools offered, no leak fault)."""
         return bool(self.tools) and not self.leak
 
     def feed(self, upto: int) -> dict[str, Any]:
@@ -113,6 +141,10 @@ class OutputAssembler:
         ):
             if segment == THINK and self.reasoning_parser:
                 self._think_buffer += token
+            elif segment != THINK and self.guided == "required":
+                self._tool_buffer += token
+            elif segment != THINK and self.guided:
+                tool_deltas += self._named_delta(token)
             elif segment == TOOLS and self.parse_tools:
                 self._tool_buffer += token
                 while "</tool_call>" in self._tool_buffer:
@@ -131,7 +163,10 @@ class OutputAssembler:
     def finish(self) -> dict[str, Any]:
         """The delta for whatever is still held back once generation has ended."""
         content, tool_deltas = "", list[dict[str, Any]]()
-        if self._tool_buffer:
+        if self._tool_buffer and self.guided == "required":
+            content, tool_deltas = self._parse_required(self._tool_buffer)
+            self._tool_buffer = ""
+        elif self._tool_buffer:
             content, tool_deltas = self._parse_block(self._tool_buffer)
             self._tool_buffer = ""
         reasoning = ""
@@ -139,6 +174,30 @@ class OutputAssembler:
             content = self._think_buffer + content
             self._think_buffer = ""
         return self._delta(content, reasoning, tool_deltas)
+
+    def _named_delta(self, token: str) -> list[dict[str, Any]]:
+        """vLLM streams a named call's arguments as they are written; the first delta names the function."""
+        if not token:
+            return []
+        if not self.calls:
+            self.calls.append(ParsedCall(str(self.guided), token))
+            head = _call_json(0, self.calls[0])[0]
+            return [{**head, "function": {"name": self.guided, "arguments": token}}]
+        self.calls[0] = ParsedCall(self.calls[0].name, self.calls[0].arguments + token)
+        return [{"index": 0, "function": {"arguments": token}}]
+
+    def _parse_required(self, text: str) -> tuple[str, list[dict[str, Any]]]:
+        """The calls of a "required" `tool_choice`'s JSON list; a list cut short yields none (its text is content)."""
+        try:
+            items = json.loads(text)
+            parsed = [ParsedCall(i["name"], json.dumps(i.get("parameters", {}), ensure_ascii=False)) for i in items]
+        except (ValueError, TypeError, KeyError):
+            return text, []
+        deltas = []
+        for call in parsed:
+            deltas += _call_json(len(self.calls), call)
+            self.calls.append(call)
+        return "", deltas
 
     def _parse_block(self, text: str) -> tuple[str, list[dict[str, Any]]]:
         parsed = parse_tool_calls(text, self.tools)
@@ -164,10 +223,10 @@ class OutputAssembler:
 
     def message(self) -> dict[str, Any]:
         """The whole assistant message, for a non-streaming response (after feed and finish)."""
-        content = self.content
+        guided_calls = self.guided is not None and bool(self.calls)  # vLLM sends content "" with forced calls
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": content or None,
+            "content": "" if guided_calls else self.content or None,
             "refusal": None,
             "annotations": None,
             "audio": None,

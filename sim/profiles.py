@@ -8,9 +8,17 @@ the behaviour (how batching, prefill and the KV budget trade off), not a promise
 of any real card's speed. Use `sevenfold bench` against a real server to get
 real figures, and pass them back with --profile FILE.
 
-KV capacity follows DESIGN section 5: bytes per token = 2 x 48 x 4 x 128 x
-(2 bytes BF16 | 1 byte FP8) = 96 KiB | 48 KiB; tokens = (memory x
-gpu_memory_utilization - weights - activation/graph overhead) / bytes per token.
+KV capacity is the capacity planner's (`sevenfold capacity`, serving/capacity.py),
+so the simulator and the planner never disagree: bytes per token = 2 x 48 x 4 x
+128 x 2 (BF16 KV cache) = 96 KiB; tokens = (card memory x
+gpu_memory_utilization 0.92 - weights - the planner's overhead allowance) / bytes
+per token. On an H100 80 GB that is about 458k tokens with FP8 weights and about
+152k with BF16 weights (`h100-bf16`, the cache the issue-13 long-haul benchmark
+is sized for).
+
+Profiles hold hardware only. The scheduling policy (vLLM's
+`--scheduling-policy`, fcfs by default on every card) is a server flag, passed
+to `Engine(scheduling_policy=...)` by whoever starts the simulator.
 """
 
 from __future__ import annotations
@@ -21,11 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from sevenfold.errors import SettingsError
-from sevenfold.serving.capacity import QWEN3_CODER_30B_A3B
-from sevenfold.serving.hardware import GIB
-
-KV_BYTES_BF16 = QWEN3_CODER_30B_A3B.kv_bytes_per_token()
-"""96 KiB a token: one GPU's BF16 KV cache for Qwen3-Coder-30B-A3B (the same spec the capacity planner uses)."""
+from sevenfold.serving.capacity import plan_capacity
+from sevenfold.serving.hardware import find_gpu
 
 
 @dataclass(frozen=True)
@@ -57,16 +62,17 @@ class Profile:
         return self.step_overhead_s + self.decode_per_seq_s
 
 
-def _kv_tokens(card_gib: float, utilization: float, weights_gib: float, overhead_gib: float, kv_bytes: int) -> int:
-    return int((card_gib * utilization - weights_gib - overhead_gib) * GIB / kv_bytes)
+def planned_kv_tokens(gpu: str, weights: str) -> int:
+    """KV-cache tokens the capacity planner gives Qwen3-Coder-30B-A3B on one `gpu` with `weights` (bf16, fp8, awq),
+    BF16 KV cache and gpu-memory-utilization 0.92."""
+    return plan_capacity(find_gpu(gpu), weights=weights).kv_tokens
 
 
 BUILTIN: dict[str, Profile] = {
     "h100-fp8": Profile(
         name="h100-fp8",
         description="H100 80 GB, FP8 weights (~31 GB), BF16 KV cache, gpu-memory-utilization 0.92",
-        # 80 x 0.92 - 31 weights - 4 overhead = 38.6 GiB / 96 KiB per token
-        kv_cache_tokens=_kv_tokens(80, 0.92, 31, 4, KV_BYTES_BF16),
+        kv_cache_tokens=planned_kv_tokens("h100", "fp8"),  # ~458k
         max_num_seqs=1024,
         max_num_batched_tokens=8192,
         max_model_len=262_144,
@@ -80,8 +86,7 @@ BUILTIN: dict[str, Profile] = {
     "rtx4090-awq": Profile(
         name="rtx4090-awq",
         description="RTX 4090 24 GB, AWQ 4-bit weights (~17 GB), BF16 KV cache, gpu-memory-utilization 0.92",
-        # 24 x 0.92 - 17 weights - 1.5 overhead = 3.58 GiB / 96 KiB per token (~39k tokens)
-        kv_cache_tokens=_kv_tokens(24, 0.92, 17, 1.5, KV_BYTES_BF16),
+        kv_cache_tokens=planned_kv_tokens("rtx4090", "awq"),  # ~41k
         max_num_seqs=256,
         max_num_batched_tokens=2048,
         max_model_len=32_768,
@@ -102,6 +107,20 @@ BUILTIN: dict[str, Profile] = {
         decode_per_seq_s=0.0,
         prefill_per_token_s=0.0,
         attention_per_context_token_s=0.0,
+    ),
+    "h100-bf16": Profile(
+        name="h100-bf16",
+        description="H100 80 GB, BF16 weights (~61 GB), BF16 KV cache, gpu-memory-utilization 0.92",
+        kv_cache_tokens=planned_kv_tokens("h100", "bf16"),  # ~152k: seven 32k contexts do not fit
+        max_num_seqs=1024,
+        max_num_batched_tokens=8192,
+        max_model_len=262_144,
+        # Twice the weight bytes read per decode step as FP8 (3.3B active x 2 bytes): ~140 tok/s for one stream
+        step_overhead_s=0.007,
+        decode_per_seq_s=0.0004,
+        # BF16 GEMMs run at about half FP8's rate on Hopper; MoE prefill is not purely compute-bound
+        prefill_per_token_s=1 / 18_000,
+        attention_per_context_token_s=2e-9,
     ),
 }
 

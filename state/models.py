@@ -131,10 +131,18 @@ class WorkerReport(BaseModel):
     """Tool calls recovered from text the server left in content."""
     tool_calls_repaired: int = 0
     """Rejected tool calls (unknown tool, bad arguments, unreadable) that the model then got right."""
-    tool_calls_failed: int = 0
+    tool_calls_unrepaired: int = 0
     """Rejected tool calls never repaired."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    context_budget: int | None = None
+    """Prompt tokens each of the worker's requests could use (None: not known, e.g. the worker never asked)."""
+    peak_context_tokens: int = 0
+    """The largest prompt the server counted for one of the worker's requests."""
+    compactions: int = 0
+    """Times the worker's transcript was replaced by a summary and its recent turns."""
+    outputs_offloaded: int = 0
+    """Tool outputs saved to the run directory (and paged with view_file) instead of kept in the transcript."""
     duration_s: float = 0.0
     errors: list[str] = Field(default_factory=list)
 

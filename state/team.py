@@ -9,13 +9,27 @@ fields they merge.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, NotRequired
+from collections.abc import Sequence
+from typing import Annotated, Any, NotRequired, cast
 
 from langchain_core.messages import AnyMessage
-from langgraph.graph.message import add_messages
+from langgraph.channels import DeltaChannel
+from langgraph.graph.message import Messages, add_messages
 from typing_extensions import TypedDict
 
 Json = dict[str, Any]
+
+
+def add_message_batches(messages: Messages, batches: Sequence[Messages]) -> list[AnyMessage]:
+    """`add_messages` over a batch of writes, oldest first (the reducer shape `DeltaChannel` calls)."""
+    for batch in batches:
+        messages = add_messages(messages, batch)
+    return cast(list[AnyMessage], messages)
+
+
+MESSAGES_SNAPSHOT_EVERY = 100
+"""Worker steps between full snapshots of a transcript in the checkpoints; in between, each step stores only its
+new messages (`DeltaChannel`), and a read replays them from the last snapshot."""
 
 
 def add_reports(existing: list[Json] | None, new: list[Json] | None) -> list[Json]:
@@ -97,16 +111,20 @@ class WorkerInput(TypedDict):
     """Commit the worker's branch starts from."""
     notes: str
     """What the worker should know from earlier rounds (failing tests, review notes)."""
+    position: NotRequired[int]
+    """The subtask's place in the plan (0 first): the worker's request priority when the server schedules by priority."""
 
 
 class WorkerState(WorkerInput, total=False):
     """One worker's own state: its transcript lives here, not in the team state."""
 
-    messages: Annotated[list[AnyMessage], add_messages]
+    messages: Annotated[list[AnyMessage], DeltaChannel(add_message_batches, snapshot_frequency=MESSAGES_SNAPSHOT_EVERY)]
+    """The transcript. Nodes return only their new messages (each with an id); a compaction replaces it whole
+    (`RemoveMessage(REMOVE_ALL_MESSAGES)` first). Checkpoints store each step's new messages, not the list."""
     worktree: str
     branch: str
     tree: str
-    """The worktree's files after the last step that may have written any (a git tree id); see `Workspace.recover`."""
+    """The worktree's files after the last step that may have written any (a git tree id); see `Workspace.restore_once`."""
     steps: int
     tool_calls: int
     tool_calls_recovered: int
@@ -115,10 +133,21 @@ class WorkerState(WorkerInput, total=False):
     """Calls not run (unknown tool, arguments that do not fit, unreadable); each explained to the model."""
     tool_calls_repaired: int
     """Rejected calls followed by a turn with a usable call."""
-    rejections_pending: int
+    tool_calls_unrepaired: int
     rejected_turns: int
     prompt_tokens: int
     completion_tokens: int
+    context_tokens: int
+    """The next request's prompt tokens, estimated: the server's count for the last request, plus its reply,
+    plus an approximation of what was appended since (see `nodes/context_window.py`)."""
+    peak_context_tokens: int
+    """The largest prompt the server counted for this worker."""
+    context_budget: int
+    """The prompt tokens this worker's requests may use (`llm/budget.py`)."""
+    compactions: int
+    """Times the transcript was replaced by a summary and the recent turns."""
+    outputs_offloaded: int
+    """Tool outputs saved to the run directory instead of the transcript."""
     errors: list[str]
     status: str
     summary: str

@@ -17,11 +17,19 @@ from sevenfold.sim.profiles import load_profile
 from sevenfold.sim.runner import BackgroundSimulator, wait_until_serving
 from sevenfold.sim.runner import free_port as free_port_on_localhost
 from sevenfold.sim.server import SimConfig
+from tests.gitutil import git
 
 # Tests must never see a user's real endpoint configuration.
 for _name in list(os.environ):
     if _name.startswith("SEVENFOLD_"):
         del os.environ[_name]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every end-to-end test `slow`: `pytest -m "not slow"` is the developers' fast tier (unit and integration)."""
+    for item in items:
+        if "e2e" in item.path.relative_to(Path(__file__).parent).parts:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -114,22 +122,6 @@ def sim_process(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen
         process.wait(timeout=10)
 
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@localhost",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@localhost",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in `repo` with a fixed identity; returns stdout."""
-    result = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV}, check=True
-    )
-    return result.stdout
-
-
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
     """`make_repo({"a.py": "x = 1\\n"})`: a git repository with these files committed on `main`."""
@@ -166,9 +158,3 @@ def snapshot(repo: Path) -> dict[str, str]:
 def checkout_snapshot() -> Callable[[Path], dict[str, str]]:
     """Snapshot a user's checkout, to prove later it was not touched."""
     return snapshot
-
-
-@pytest.fixture
-def run_git() -> Callable[..., str]:
-    """`run_git(repo, "log", "--oneline")`."""
-    return git

@@ -14,6 +14,7 @@ from sevenfold.errors import ToolError
 from sevenfold.settings import ToolLimits
 from sevenfold.tools.confined import read_bytes, replace_file
 from sevenfold.tools.git import run_git_sync
+from sevenfold.tools.outputs import is_reference, view_reference
 from sevenfold.tools.paths import resolve_in, resolve_names
 
 
@@ -31,8 +32,15 @@ def _read_text(worktree: Path, path: str, limits: ToolLimits, *, for_writing: bo
 def view_file(
     worktree: Path, limits: ToolLimits, path: str, start_line: int | None = None, end_line: int | None = None
 ) -> str:
-    """A file's lines with line numbers (1-based, inclusive range); long files are cut with a notice."""
-    _, text, lossy = _read_text(worktree, path, limits)
+    """A file's lines with line numbers (1-based, inclusive range); long files are cut with a notice.
+
+    `path` may also be a `tool-output:NAME` reference to one of this worker's offloaded tool outputs
+    (`tools/outputs.py`), read from the run directory, never from the worktree.
+    """
+    if is_reference(path):
+        text, lossy = view_reference(worktree, path, limits.max_file_bytes), False
+    else:
+        _, text, lossy = _read_text(worktree, path, limits)
     lines = text.splitlines()
     first = max(1, start_line or 1)
     last = min(len(lines), end_line or len(lines))

@@ -41,7 +41,9 @@ def _errors_to_text(function: Callable[P, Awaitable[str]]) -> Callable[P, Awaita
 
 
 class ViewArgs(BaseModel):
-    path: str = Field(description="File path relative to the repository root.")
+    path: str = Field(
+        description="File path relative to the repository root, or a tool-output:NAME reference a tool result gave."
+    )
     start_line: int | None = Field(None, description="First line to show (1-based).")
     end_line: int | None = Field(None, description="Last line to show (inclusive).")
 
@@ -177,7 +179,12 @@ def build_tools(worktree: Path, limits: ToolLimits, jail: Jail) -> list[BaseTool
             return (await run_shell(argv, jail, 30, limits.output_limit)).output or "No differences."
 
     specs: list[tuple[Callable[..., Awaitable[str]], type[BaseModel], str]] = [
-        (view_file, ViewArgs, "Show a file with line numbers, or a range of its lines."),
+        (
+            view_file,
+            ViewArgs,
+            "Show a file with line numbers, or a range of its lines; also pages through a long tool output saved "
+            "as tool-output:NAME.",
+        ),
         (create_file, CreateArgs, "Create a file, or replace a file's whole content."),
         (
             str_replace,

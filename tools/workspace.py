@@ -74,7 +74,7 @@ class Workspace:
         self.run_id = run_id
         self.worktrees_root = worktrees_root
         self._pruned = False
-        self._recovered: set[Path] = set()
+        self._restored: set[Path] = set()
         self._gitdirs: dict[Path, Path] = {}
         self.base_commit = repo.head
         # --no-optional-locks: looking must not rewrite the user's index
@@ -172,7 +172,7 @@ class Workspace:
         """The tree of the worktree's files as they are now (tracked or new, not ignored), written to the object store.
 
         Uses a scratch copy of the worktree's index, so what the worker sees staged in `git status` and
-        `git diff` does not change. A snapshot taken after each step that may write files is what `recover`
+        `git diff` does not change. A snapshot taken after each step that may write files is what `restore_once`
         goes back to. Nested repositories and submodule checkouts are left out.
         """
         gitdir = await self._gitdir(worktree)
@@ -181,11 +181,11 @@ class Workspace:
         await self._git("add", "-A", *await self._addable(worktree), worktree=worktree, index=scratch)
         return (await self._git("write-tree", worktree=worktree, index=scratch)).strip()
 
-    def forget_recovery(self, worktree: Path) -> None:
+    def restore_again(self, worktree: Path) -> None:
         """A step in this worktree was cut short in this process (cancelled): check it again on the next visit."""
-        self._recovered.discard(worktree)
+        self._restored.discard(worktree)
 
-    async def recover(self, worktree: Path, tree: str) -> bool:
+    async def restore_once(self, worktree: Path, tree: str) -> bool:
         """Once per process and worktree: put the worktree back to `tree` (a snapshot or commit-ish).
 
         A run killed mid-step leaves the worktree as that step left it: files a tool call wrote after the last
@@ -193,9 +193,9 @@ class Workspace:
         the worktree must be as it was when the checkpoint was written. Safe because a run is driven by one
         process at a time (`sevenfold.runs` holds a lock). Returns whether anything had to be undone.
         """
-        if worktree in self._recovered:
+        if worktree in self._restored:
             return False
-        self._recovered.add(worktree)
+        self._restored.add(worktree)
         gitdir = await self._gitdir(worktree)
         branch = (await self._git("symbolic-ref", "--quiet", "HEAD", worktree=worktree, check=False)).strip()
         debris = [gitdir / "index.lock", gitdir / "HEAD.lock"] + (

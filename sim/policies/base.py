@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,35 @@ class ToolCallSpec:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
+MalformedShape = Literal[
+    "missing_open_tag",
+    "parameter_run_on",
+    "unclosed_function",
+    "json_inside",
+    "misspelt_tool",
+    "misspelt_parameter",
+]
+"""Ways a model writes a tool call broken (DESIGN section 11; the last four are `sim/output.corrupt_tool_xml`'s):
+
+- `missing_open_tag`: the opening `<tool_call>` is left out; the rest is intact.
+- `parameter_run_on`: the first parameter's name runs into its value, `<parameter=command=create</parameter>`
+  (`>` and the newline after the name become `=`, and the newline before `</parameter>` is gone).
+- `unclosed_function`: `<function NAME>` instead of `<function=NAME>`: no name can be read.
+- `json_inside`: hermes-style JSON between the tags, cut off: `{"name": "NAME", "arguments": {`.
+- `misspelt_tool`: the function name gets an `x_` prefix (an unknown tool).
+- `misspelt_parameter`: the first parameter name gets a `_` prefix (an unknown argument).
+"""
+
+MALFORMED_SHAPES: tuple[MalformedShape, ...] = (
+    "missing_open_tag",
+    "parameter_run_on",
+    "unclosed_function",
+    "json_inside",
+    "misspelt_tool",
+    "misspelt_parameter",
+)
+
+
 @dataclass(frozen=True)
 class Reply:
     """What the model says in one turn."""
@@ -22,6 +51,9 @@ class Reply:
     tool_calls: tuple[ToolCallSpec, ...] = ()
     reasoning: str = ""
     """Thinking text; emitted only when the served model can think and thinking is on."""
+    malformed: MalformedShape | None = None
+    """Write the tool calls' XML broken in this way (the server renders it; a policy never writes protocol
+    text). None: well-formed, unless the server's own `--fault malformed` draw breaks it."""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ from pathlib import Path
 from sevenfold.errors import SettingsError
 from sevenfold.sim.policies.base import Policy
 from sevenfold.sim.policies.echo import EchoTools
+from sevenfold.sim.policies.realistic import realistic_policy
 
-_FACTORIES: dict[str, Callable[[], Policy]] = {"echo-tools": EchoTools}
+_FACTORIES: dict[str, Callable[[], Policy]] = {"echo-tools": EchoTools, "realistic": realistic_policy}
+_FILE_FACTORIES: dict[str, Callable[[str], Policy]] = {"realistic": realistic_policy}
+"""Policies that take a settings file: `--policy NAME=FILE`."""
 
 
 def register_policy(name: str, factory: Callable[[], Policy]) -> None:
@@ -25,12 +28,18 @@ def known_policies() -> list[str]:
 
 
 def load_policy(spec: str) -> Policy:
-    """A policy from a name, a .yaml/.yml/.json script, or `package.module:factory`.
+    """A policy from a name, `NAME=FILE` (e.g. `realistic=profile.toml`), a .yaml/.yml/.json script, or
+    `package.module:factory`.
 
-    Raises `SettingsError` listing the known names when nothing matches.
+    Raises `SettingsError` listing the known names when nothing matches, or naming what is wrong in a file.
     """
     if spec in _FACTORIES:
         return _FACTORIES[spec]()
+    name, _, settings_file = spec.partition("=")
+    if settings_file and name in _FILE_FACTORIES:
+        if not Path(settings_file).is_file():
+            raise SettingsError(f"policy settings not found: {settings_file}")
+        return _FILE_FACTORIES[name](settings_file)
     for ep in entry_points(group="sevenfold.sim_policies"):
         if ep.name == spec:
             return ep.load()()
@@ -49,5 +58,6 @@ def load_policy(spec: str) -> Policy:
             raise SettingsError(f"cannot load policy {spec!r}: {exc}") from None
         return factory()
     raise SettingsError(
-        f"unknown policy {spec!r} (known: {', '.join(known_policies())}; or a .yaml/.json script, or module:factory)"
+        f"unknown policy {spec!r} (known: {', '.join(known_policies())}; or realistic=FILE.toml, a .yaml/.json "
+        "script, or module:factory)"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,16 +69,6 @@ def peak_in_flight(records: list[dict[str, Any]], role: str | None = None) -> in
 def peak() -> Callable[..., int]:
     """Peak requests in flight in a request log."""
     return peak_in_flight
-
-
-def git_out(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-
-
-@pytest.fixture
-def git_query() -> Callable[..., str]:
-    """`git_query(repo, "rev-parse", "HEAD")`."""
-    return git_out
 
 
 def processes_of(run_dir: Path) -> list[str]:

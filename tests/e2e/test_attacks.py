@@ -23,7 +23,6 @@ import logging
 import os
 import secrets
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from sevenfold.settings import Settings, load_settings
 from sevenfold.sim.policies import ChatRequest, Reply, ToolCallSpec
 from sevenfold.sim.runner import BackgroundSimulator
 from sevenfold.tools import sandbox as sandbox_module
+from tests.gitutil import git
 from tests.sandboxes import require
 
 BACKENDS = ["bwrap", "landlock"]
@@ -165,12 +165,12 @@ def repo_changes(repo: Path, before: dict[str, tuple[str, int]], run_id: str, me
     return problems
 
 
-def git(repo: Path, *args: str) -> str:
+TRAPS_OFF = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
+def git_traps_off(repo: Path, *args: str) -> str:
     """Git in a test repository, with the traps planted in it switched off (the test's own look must not set them off)."""
-    safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost"}
-    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
-    return subprocess.run(["git", *safe, *args], cwd=repo, capture_output=True, text=True, check=True, env=env).stdout
+    return git(repo, *TRAPS_OFF, *args, env={"GIT_OPTIONAL_LOCKS": "0"})
 
 
 @dataclass
@@ -244,7 +244,7 @@ class World:
         fsmonitor = self.tmp / "fsmonitor.sh"
         fsmonitor.write_text(f"#!/bin/sh\nenv > {self.markers}/fsmonitor\n")
         fsmonitor.chmod(0o755)
-        git(self.repo, "config", "core.fsmonitor", str(fsmonitor))
+        git_traps_off(self.repo, "config", "core.fsmonitor", str(fsmonitor))
         self.repo_before = fingerprint(self.repo)
 
     async def attack(self, backend: str, attacks: dict[str, list[ToolCallSpec]], **sandbox: Any) -> Attack:
@@ -296,13 +296,13 @@ def world(
     markers.mkdir()
     repo = tmp_path / "repo"
     repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
+    git_traps_off(repo, "init", "-q", "-b", "main")
     (repo / "app.py").write_text(APP)
     (repo / "tests").mkdir()
     (repo / "tests" / "test_app.py").write_text(TEST_APP)
     (repo / "notes.md").symlink_to(home_canary)  # committed: every worktree has it
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    git_traps_off(repo, "add", "-A")
+    git_traps_off(repo, "commit", "-q", "-m", "initial")
     (repo / "app.py").write_text(APP + "# the user's unsaved work\n")  # what a `reset --hard` would destroy
     (repo / "draft.txt").write_text("untracked draft\n")
     made = World(tmp_path, start_sim, caplog, leftovers, canaries, repo, home_canary, markers)
@@ -362,7 +362,7 @@ async def test_secrets_and_the_home_folder_stay_out_of_reach(backend: str, world
     assert "ran-walk" in walk and "ran-chain" in chain
     assert "checkpoints.sqlite" not in run_dir and not (world.run_dir / "worktrees" / "home" / "owned.txt").exists()
     assert "1 passed, 1 failed" in tests  # the leaking test ran (and found nothing)
-    assert "owned.txt" not in git(world.repo, "ls-tree", "-r", "--name-only", f"sevenfold/{RUN_ID}/result")
+    assert "owned.txt" not in git_traps_off(world.repo, "ls-tree", "-r", "--name-only", f"sevenfold/{RUN_ID}/result")
     shell, absolute, dotdot, link, grep_link, grep_all, listing = attack.policy.results("home")
     assert ran(shell) and "ran-home" in shell
     assert all(r.startswith("Error:") for r in (absolute, dotdot, link, grep_link)), (absolute, dotdot, link, grep_link)
@@ -373,7 +373,9 @@ async def test_secrets_and_the_home_folder_stay_out_of_reach(backend: str, world
 async def test_the_users_repository_and_its_remote_cannot_be_changed(backend: str, world: World) -> None:
     require(backend)
     bare = world.tmp / "remote.git"
-    git(world.tmp, "clone", "-q", "--bare", "--no-local", str(world.repo), str(bare))  # no hard-linked objects
+    git_traps_off(
+        world.tmp, "clone", "-q", "--bare", "--no-local", str(world.repo), str(bare)
+    )  # no hard-linked objects
     remote_before = fingerprint(bare)
     attacker_marker = world.markers / "attacker-hook"
     hook = f"printf '#!/bin/sh\\ntouch {attacker_marker}\\n' >"
@@ -420,7 +422,7 @@ async def test_the_users_repository_and_its_remote_cannot_be_changed(backend: st
     assert ran(output) and "attempted" in output
     assert all(r.startswith("Error:") for r in (hooks_file, nested_config, dot_git)), (hooks_file, nested_config)
     assert not status.startswith("Error")
-    in_result = git(world.repo, "ls-tree", "-r", "--name-only", f"sevenfold/{RUN_ID}/result").split()
+    in_result = git_traps_off(world.repo, "ls-tree", "-r", "--name-only", f"sevenfold/{RUN_ID}/result").split()
     assert [name for name in in_result if ".git" in name.split("/")] == []
 
 
@@ -513,7 +515,7 @@ async def test_memory_and_file_size_limits_stop_a_command_and_the_run_goes_on(ba
     attack.assert_contained()
     hog, big, after = attack.policy.results("hog")
     assert "memory limit" in hog and "file size limit" in big and "still-working" in after
-    size = git(world.repo, "cat-file", "-s", f"sevenfold/{RUN_ID}/result:big.bin").strip()
+    size = git_traps_off(world.repo, "cat-file", "-s", f"sevenfold/{RUN_ID}/result:big.bin").strip()
     assert int(size) <= 8 * 2**20
 
 
@@ -537,7 +539,7 @@ async def test_a_nested_repository_is_left_out_and_its_config_never_runs(backend
     )
     attack.assert_contained()
     assert "made" in attack.policy.results("nest")[0]
-    tree = git(world.repo, "ls-tree", "-r", f"sevenfold/{RUN_ID}/result")
+    tree = git_traps_off(world.repo, "ls-tree", "-r", f"sevenfold/{RUN_ID}/result")
     assert "160000" not in tree and "vendored" not in tree and "committed" not in tree
     assert "kept.txt" in tree  # the worker's other work is in the result
     assert attack.result.report_path
@@ -589,7 +591,7 @@ async def test_the_reviewer_sees_a_change_that_gitattributes_marks_binary(backen
         },
     )
     attack.assert_contained()
-    assert PAYLOAD in git(world.repo, "show", f"sevenfold/{RUN_ID}/result:app.py")
+    assert PAYLOAD in git_traps_off(world.repo, "show", f"sevenfold/{RUN_ID}/result:app.py")
     assert f"+{PAYLOAD}" in attack.policy.reviewer_prompt()
 
 
@@ -611,5 +613,5 @@ async def test_padding_cannot_push_a_change_out_of_the_reviewers_sight(world: Wo
         },
     )
     attack.assert_contained()
-    assert PAYLOAD in git(world.repo, "show", f"sevenfold/{RUN_ID}/result:app.py")
+    assert PAYLOAD in git_traps_off(world.repo, "show", f"sevenfold/{RUN_ID}/result:app.py")
     assert f"+{PAYLOAD}" in attack.policy.reviewer_prompt()

@@ -1,9 +1,10 @@
 """`sevenfold bench` as a user runs it: a table, the files asked for, and bad input in one line.
 
-Against the simulator, figures are in modelled time and say "simulated: PROFILE at scale K". The same
-bench at scale 1 and at scale 5 gives the same modelled throughput and ITL; scale 10 puts h100-fp8's tokens
-0.585 ms apart, below the 1 ms the simulator paces honestly (`sim/clock.py`, `bench/README.md`), and is
-refused in one line.
+Against the simulator, figures are in modelled time and say "simulated: PROFILE at scale K". Scale 10 puts
+h100-fp8's tokens 0.585 ms apart, below the 1 ms the simulator paces honestly (`sim/clock.py`, `bench/README.md`),
+and is refused in one line. That scale 1 and scale 5 give the same modelled throughput and ITL is a figure of the
+machine's load, measured by `bench/sim_pacing.py`; the conversion from wall-clock to modelled time is tested on
+hand-made timings in `tests/unit/test_bench_simulated.py`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
-
-THROUGHPUT_TOLERANCE = 0.15
-"""Scale 5 against scale 1, modelled output tok/s: measured within 3.1% in 8 runs of this load at load average 2.5
-on the 2 cores (each request's own 1-2 ms of wall time counts 5 times); at load average 7-8, two runs in six were
-off by 10% and 28%. The bug this guards against was a factor of 10."""
-ITL_TOLERANCE = 0.10
-"""Median ITL, the same: measured within 0.4%; below the pacing floor it is off by 20-99%."""
 
 
 def test_bench_prints_a_table_and_writes_json_and_a_png(
@@ -57,54 +50,6 @@ def test_bench_prints_a_table_and_writes_json_and_a_png(
         assert set(level["itl_ms"]) == {"mean", "median", "p99"} and level["output_throughput"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Image.open(png).info["Title"].startswith("simulated: h100-fp8 at scale 5, in modelled time; ")
-
-
-def _bench_levels(
-    sevenfold_cli: Callable[..., list[str]],
-    sim_process: Callable[..., tuple[subprocess.Popen[str], str]],
-    out: Path,
-    time_scale: str,
-) -> dict[int, dict[str, Any]]:
-    process, base_url = sim_process("--profile", "h100-fp8", "--max-num-seqs", "8", "--time-scale", time_scale)
-    args = ["--base-url", base_url, "--concurrency", "1,4", "--num-prompts", "8", "--input-len", "64"]
-    result = subprocess.run(
-        sevenfold_cli("bench", *args, "--output-len", "48", "--json", str(out)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    process.kill()  # one simulator at a time: two would share the cores
-    assert result.returncode == 0, result.stderr
-    return {level["concurrency"]: level for level in json.loads(out.read_text())["levels"]}
-
-
-def _out_of_tolerance(reference: dict[int, dict[str, Any]], levels: dict[int, dict[str, Any]]) -> dict[str, float]:
-    """Relative errors beyond tolerance, by figure; empty when the two runs agree."""
-    errors = {}
-    for c, level in levels.items():
-        errors[f"c={c} output tok/s"] = (
-            level["output_throughput"] / reference[c]["output_throughput"] - 1,
-            THROUGHPUT_TOLERANCE,
-        )
-        errors[f"c={c} median ITL"] = (level["itl_ms"]["median"] / reference[c]["itl_ms"]["median"] - 1, ITL_TOLERANCE)
-    return {name: error for name, (error, tolerance) in errors.items() if abs(error) >= tolerance}
-
-
-def test_scale_1_and_scale_5_give_the_same_modelled_throughput_and_itl(
-    sevenfold_cli: Callable[..., list[str]],
-    sim_process: Callable[..., tuple[subprocess.Popen[str], str]],
-    tmp_path: Path,
-) -> None:
-    reference = _bench_levels(sevenfold_cli, sim_process, tmp_path / "scale-1.json", "1")
-    # A second try only if the first was off: other work on the machine can starve the client for a whole run
-    # (seen once at load average 3.5 on 2 cores); a simulator that cannot pace misses both.
-    for attempt in (1, 2):
-        fast = _bench_levels(sevenfold_cli, sim_process, tmp_path / f"scale-5-{attempt}.json", "5")
-        if not (errors := _out_of_tolerance(reference, fast)):
-            break
-    assert errors == {}
-    assert fast[1]["wall_s"] < reference[1]["wall_s"] / 4  # and it did run five times faster
-    assert fast[4]["itl_ms"]["median"] > fast[1]["itl_ms"]["median"]  # a batch of 4 decodes slower than 1
 
 
 @pytest.mark.parametrize(

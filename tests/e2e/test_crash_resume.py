@@ -1,6 +1,8 @@
-"""SIGKILL a run at each stage and at seeded random moments; `sevenfold resume` must finish it with nothing lost.
+"""SIGKILL a run at each stage and at seeded random events; `sevenfold resume` must finish it with nothing lost.
 
-Every case is checked the same way: the result branch's tree equals an uninterrupted run's, no worker whose
+Every kill is driven by an event of the run's own `--events` stream, never by a delay, and each case asserts the
+stage the run was in when it died (from every event it emitted, read to the end after the kill). Every case is then
+checked the same way: the result branch's tree equals an uninterrupted run's, no worker whose
 report was checkpointed asks the model again, no lock file or stale worktree is left in the repository, no
 command the killed run started is still running, and the user's checkout is untouched.
 """
@@ -13,7 +15,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from sevenfold.nodes.worker import worker_key
 from sevenfold.runs import resume_run, run_status
 from sevenfold.settings import Settings, load_settings
 from sevenfold.sim.runner import BackgroundSimulator, free_port, wait_until_serving
+from tests.gitutil import git
+from tests.waiting import wait_until
 
 Leftovers = Callable[[Path], list[str]]
 TASK = "Implement every stub module of the package so that the whole test suite passes."
@@ -35,7 +38,9 @@ CLI = [sys.executable, "-c", "from sevenfold.cli import main; main()"]
 
 
 @dataclass
-class Sim:
+class DemoSim:
+    """`sevenfold sim --policy demo` in its own process (not the root `sim` fixture's in-process simulator)."""
+
     base_url: str
     log: Path
 
@@ -46,8 +51,25 @@ class Sim:
 @dataclass
 class Reference:
     tree: str
-    events: int
-    """How many progress events the uninterrupted run emitted (random kills are placed among them)."""
+    kinds: list[str]
+    """The uninterrupted run's progress events, by kind, heartbeats left out (random kills are placed among them)."""
+
+
+STAGE_STARTS = {
+    "planning": "planning",
+    "plan_ready": "fan-out",
+    "merging": "merging",
+    "merged": "reviewing",
+    "tests_started": "verification",
+}
+"""The events at which a run enters a stage. Each stage lasts at least a model request, a git merge or a test run,
+so the run cannot be past the next one when a kill sent on reading the first arrives."""
+
+
+def stage_of(kinds: list[str]) -> str:
+    """The stage a run is in after emitting these events: "planning", "fan-out", ... ("starting" before any)."""
+    stages = [STAGE_STARTS[kind] for kind in kinds if kind in STAGE_STARTS]
+    return stages[-1] if stages else "starting"
 
 
 def _start_demo_sim(port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -59,13 +81,13 @@ def _start_demo_sim(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+def demo_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSim]:
     """One `sevenfold sim --policy demo` for the module, at twice the modelled H100 speed, logging requests."""
     port = free_port()
     log = tmp_path_factory.mktemp("crash-sim") / "requests.jsonl"
     process = _start_demo_sim(port, log)
     try:
-        yield Sim(f"http://127.0.0.1:{port}/v1", log)
+        yield DemoSim(f"http://127.0.0.1:{port}/v1", log)
     finally:
         process.kill()
         process.wait(timeout=10)
@@ -88,11 +110,7 @@ def _repo(runs: Path, name: str) -> Path:
     return make_example_repo(parent)
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def _start(runs: Path, repo: Path, sim: Sim, run_id: str, sandbox: str = "auto") -> subprocess.Popen[str]:
+def _start(runs: Path, repo: Path, sim: DemoSim, run_id: str, sandbox: str = "auto") -> subprocess.Popen[str]:
     """`sevenfold run --events`: progress as JSON lines on stdout, which must be read (see `_events`)."""
     argv = [*CLI, "run", TASK, "--repo", str(repo), "--base-url", sim.base_url, "--run-id", run_id, "--events"]
     argv += ["--sandbox", sandbox]
@@ -100,14 +118,13 @@ def _start(runs: Path, repo: Path, sim: Sim, run_id: str, sandbox: str = "auto")
 
 
 @pytest.fixture(scope="module")
-def reference(runs: Path, sim: Sim) -> Reference:
-    """An uninterrupted run: its result tree and how many events it emitted."""
+def reference(runs: Path, demo_sim: DemoSim) -> Reference:
+    """An uninterrupted run: its result tree and the events it emitted."""
     repo = _repo(runs, "reference")
-    process = _start(runs, repo, sim, "reference")
-    events = _events(process)
-    count = sum(1 for _ in events)
+    process = _start(runs, repo, demo_sim, "reference")
+    kinds = list(_kinds(_events(process)))
     assert process.wait(timeout=600) == 0
-    return Reference(_git(repo, "rev-parse", "sevenfold/reference/result^{tree}"), count)
+    return Reference(git(repo, "rev-parse", "sevenfold/reference/result^{tree}"), kinds)
 
 
 def _events(process: subprocess.Popen[str]) -> Iterator[dict[str, Any]]:
@@ -115,6 +132,11 @@ def _events(process: subprocess.Popen[str]) -> Iterator[dict[str, Any]]:
     for line in process.stdout:
         if line.startswith("{"):
             yield json.loads(line)
+
+
+def _kinds(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """The events' kinds as they come, heartbeats left out (how many a run emits depends on the machine's speed)."""
+    return (e["event"] for e in events if e["event"] != "heartbeat")
 
 
 def _checkpointed_workers(runs: Path, run_id: str) -> set[str]:
@@ -126,43 +148,49 @@ def _checkpointed_workers(runs: Path, run_id: str) -> set[str]:
     return {worker_key(r["subtask_id"], r["round"], r["attempt"]) for r in reports}
 
 
-def _kill_at_event(runs: Path, process: subprocess.Popen[str], event: str, delay_s: float, run_id: str) -> None:
-    """SIGKILL the run `delay_s` after it first emits `event` (for "worker_finished": once a report is checkpointed)."""
-    for seen in _events(process):
-        if seen["event"] != event:
-            continue
-        if event == "worker_finished":
-            deadline = time.monotonic() + 30
-            while not _checkpointed_workers(runs, run_id) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        time.sleep(delay_s)
-        break
+def _kill(process: subprocess.Popen[str], seen: list[str]) -> str:
+    """SIGKILL the run now; the stage it died in, from `seen` and every event it emitted before it died."""
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
+    return stage_of(seen + list(_kinds(_events(process))))
 
 
-def _kill_after(process: subprocess.Popen[str], count: int, seconds: float) -> None:
-    """SIGKILL the run `seconds` after its `count`-th event (so where it dies does not depend on the machine's
-    speed, only on the run's own progress); its output is drained meanwhile."""
-    events = _events(process)
-    for _ in range(count):
-        next(events)
-    threading.Thread(target=lambda: [None for _ in events], daemon=True).start()
-    try:
-        process.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+def _kill_at_event(process: subprocess.Popen[str], event: str, occurrence: int = 1) -> str:
+    """SIGKILL the run as it emits `event` for the `occurrence`-th time; the stage it died in."""
+    seen: list[str] = []
+    for kind in _kinds(_events(process)):
+        seen.append(kind)
+        if seen.count(event) == occurrence:
+            break
+    return _kill(process, seen)
+
+
+def _kill_at_count(process: subprocess.Popen[str], count: int) -> str:
+    """SIGKILL the run as it emits its `count`-th event, heartbeats left out; the stage it died in."""
+    seen: list[str] = []
+    for kind in _kinds(_events(process)):
+        seen.append(kind)
+        if len(seen) == count:
+            break
+    return _kill(process, seen)
 
 
 def _crash_and_resume(
-    runs: Path, sim: Sim, reference: Reference, run_id: str, kill: Callable[..., None], leftovers: Leftovers
+    runs: Path,
+    sim: DemoSim,
+    reference: Reference,
+    run_id: str,
+    kill: Callable[[subprocess.Popen[str]], str],
+    stage: str,
+    leftovers: Leftovers,
 ) -> None:
+    """Start a run, `kill` it (which returns the stage it died in, expected: `stage`), resume it, check the result."""
     repo = _repo(runs, run_id)
-    user_head = _git(repo, "rev-parse", "HEAD")
+    user_head = git(repo, "rev-parse", "HEAD")
     process = _start(runs, repo, sim, run_id)
-    kill(process)
+    died_in = kill(process)
     assert process.returncode == -signal.SIGKILL, f"the run ended by itself ({process.returncode}) before the kill"
+    assert died_in == stage, f"meant to kill the run in {stage}, but it died in {died_in}"
     checkpointed = _checkpointed_workers(runs, run_id)
     before_resume = len(sim.records())
 
@@ -174,51 +202,55 @@ def _crash_and_resume(
         r["hints"].get("subtask") for r in sim.records()[before_resume:] if r["hints"].get("role") == "worker"
     }
     assert not (checkpointed & asked_again), f"checkpointed workers asked the model again: {checkpointed & asked_again}"
-    assert _git(repo, "rev-parse", f"sevenfold/{run_id}/result^{{tree}}") == reference.tree
+    assert git(repo, "rev-parse", f"sevenfold/{run_id}/result^{{tree}}") == reference.tree
     # Nothing left behind: no lock files, no worktree git still tracks, no process of the killed run.
     assert sorted(str(p) for p in (repo / ".git").rglob("*.lock")) == []
-    assert len(_git(repo, "worktree", "list").splitlines()) == 1
-    assert _git(repo, "worktree", "prune", "--dry-run", "--verbose") == ""
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
+    assert git(repo, "worktree", "prune", "--dry-run", "--verbose") == ""
     assert leftovers(runs / run_id) == []
     # The user's checkout is as it was.
-    assert _git(repo, "rev-parse", "HEAD") == user_head
-    assert _git(repo, "branch", "--show-current") == "main" and _git(repo, "status", "--porcelain") == ""
+    assert git(repo, "rev-parse", "HEAD") == user_head
+    assert git(repo, "branch", "--show-current") == "main" and git(repo, "status", "--porcelain") == ""
 
 
 @pytest.mark.parametrize(
-    ("stage", "event", "delay_s"),
+    ("stage", "event"),
     [
-        ("planning", "planning", 0.5),  # the planner's model request is in flight
-        ("fan-out", "worker_finished", 0.0),  # some workers' reports are checkpointed, others are mid-turn
-        ("merging", "merging", 0.0),  # the reviewer is merging branches with git
-        ("reviewing", "merged", 0.05),  # the reviewer's model request is in flight
-        ("verification", "tests_started", 0.3),  # the project's tests are running
+        ("planning", "planning"),  # the planner is asking the model for a plan
+        ("fan-out", "worker_finished"),  # all workers but one have reported, the last is mid-turn
+        ("merging", "merging"),  # the reviewer is merging branches with git
+        ("reviewing", "merged"),  # the reviewer is asking the model for a review
+        ("verification", "tests_started"),  # the project's tests are starting
     ],
 )
 def test_a_run_killed_at_each_stage_resumes_to_the_same_result(
-    runs: Path, sim: Sim, reference: Reference, leftovers: Leftovers, stage: str, event: str, delay_s: float
+    runs: Path, demo_sim: DemoSim, reference: Reference, leftovers: Leftovers, stage: str, event: str
 ) -> None:
     run_id = f"kill-{stage}"
-    _crash_and_resume(
-        runs, sim, reference, run_id, lambda p: _kill_at_event(runs, p, event, delay_s, run_id), leftovers
-    )
+    occurrence = 1
+    if event == "worker_finished":  # all of round 1's workers but one have finished: the last is mid-turn
+        occurrence = max(1, reference.kinds[: reference.kinds.index("merging")].count("worker_finished") - 1)
+    kill = lambda p: _kill_at_event(p, event, occurrence)  # noqa: E731
+    _crash_and_resume(runs, demo_sim, reference, run_id, kill, stage, leftovers)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_run_killed_at_a_random_moment_resumes_to_the_same_result(
-    runs: Path, sim: Sim, reference: Reference, leftovers: Leftovers, seed: int
+def test_a_run_killed_at_a_random_event_resumes_to_the_same_result(
+    runs: Path, demo_sim: DemoSim, reference: Reference, leftovers: Leftovers, seed: int
 ) -> None:
-    draw = random.Random(seed)
-    # Somewhere in the first 85% of the run's events, then up to half a second more: the run is still going.
-    count, delay = draw.randint(1, int(0.85 * reference.events)), draw.uniform(0.0, 0.5)
-    _crash_and_resume(runs, sim, reference, f"kill-random-{seed}", lambda p: _kill_after(p, count, delay), leftovers)
+    # Somewhere in the first 85% of the run's events: the run is still going. The run emits the same events in the
+    # same stages as the reference (only workers' events interleave differently), so it dies in the reference's stage.
+    count = random.Random(seed).randint(1, int(0.85 * len(reference.kinds)))
+    stage = stage_of(reference.kinds[:count])
+    kill = lambda p: _kill_at_count(p, count)  # noqa: E731
+    _crash_and_resume(runs, demo_sim, reference, f"kill-random-{seed}", kill, stage, leftovers)
 
 
 def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
     runs: Path, reference: Reference, leftovers: Leftovers, tmp_path: Path
 ) -> None:
     port = free_port()
-    sim = Sim(f"http://127.0.0.1:{port}/v1", tmp_path / "requests.jsonl")
+    sim = DemoSim(f"http://127.0.0.1:{port}/v1", tmp_path / "requests.jsonl")
     server = _start_demo_sim(port, sim.log)
     try:
         repo = _repo(runs, "server-down")
@@ -226,16 +258,12 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
         for seen in _events(process):
             if seen["event"] == "worker_finished":
                 break
-        deadline = time.monotonic() + 30
-        while not _checkpointed_workers(runs, "server-down") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: _checkpointed_workers(runs, "server-down"), "a worker's report to be checkpointed")
         server.kill()  # the server dies with worker requests in flight
         server.wait(timeout=10)
-        stopped = time.monotonic()
         remaining = [json.loads(line) for line in process.stdout or []]  # with --events, every line is JSON
         # Retries with backoff (0.5 s doubling, 3 retries, jittered) and then a clean stop: no traceback.
         assert process.wait(timeout=60) == 1
-        assert time.monotonic() - stopped < 20
         ended = remaining[-1]
         assert (ended["event"], ended["run_id"], ended["status"]) == ("run_finished", "server-down", "incomplete")
         assert ended["stopped_by"].startswith("the model server stopped accepting")
@@ -257,11 +285,16 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
         asked_again = {r["hints"].get("subtask") for r in sim.records()[before:] if r["hints"].get("role") == "worker"}
         assert not (checkpointed & asked_again)
-        assert _git(repo, "rev-parse", "sevenfold/server-down/result^{tree}") == reference.tree
+        assert git(repo, "rev-parse", "sevenfold/server-down/result^{tree}") == reference.tree
         assert leftovers(runs / "server-down") == []
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def _sleeping(run_dir: Path, leftovers: Leftovers) -> bool:
+    """Whether the mid-step policy's `sleep 30` is running for this run."""
+    return any(entry.endswith("sleep 30") for entry in leftovers(run_dir))
 
 
 MID_STEP_POLICY = '''
@@ -313,24 +346,29 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
     server = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, env=env)
     try:
         wait_until_serving(port, server)
-        sim = Sim(f"http://127.0.0.1:{port}/v1", tmp_path / "unused.jsonl")
+        sim = DemoSim(f"http://127.0.0.1:{port}/v1", tmp_path / "unused.jsonl")
         run_id = f"mid-step-{sandbox}"
         process = _start(runs, repo, sim, run_id, sandbox)
-        for seen in _events(process):
-            if seen["event"] == "tool" and seen["tool"] == "run_command":
-                time.sleep(1.0)  # str_replace has written app.py; the command sleeps
+        seen = []
+        for event in _events(process):
+            seen.append(event["event"])
+            if event["event"] == "tool" and event["tool"] == "run_command":
                 break
+        else:
+            pytest.fail(f"the run ended ({process.wait(timeout=30)}) before running its command: {seen}")
+        worktree = runs / run_id / "worktrees" / "edit"
+        # Kill when the turn is half done: str_replace has written app.py and the command is sleeping.
+        wait_until(
+            lambda: (worktree / "app.py").read_text() == "VALUE = 2\n" and _sleeping(runs / run_id, leftovers),
+            lambda: f"the edit and the command to be under way; processes: {leftovers(runs / run_id)}",
+        )
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-        worktree = runs / run_id / "worktrees" / "edit"
         assert (worktree / "app.py").read_text() == "VALUE = 2\n"  # ahead of the checkpoint
         if sandbox == "none":
             assert leftovers(runs / run_id)  # the killed run's command is still sleeping
         else:
-            deadline = time.monotonic() + 30
-            while leftovers(runs / run_id) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert leftovers(runs / run_id) == []  # it died with the run
+            wait_until(lambda: leftovers(runs / run_id) == [], "the command to die with the run")
 
         resumed = subprocess.run(
             [*CLI, "resume", run_id, "--events"], capture_output=True, text=True, env=env, timeout=300
@@ -344,16 +382,16 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
         summary = report["workers"][0]["summary"]
         # The edit ran again on the restored file and succeeded; so did the command.
         assert "Error" not in summary and "slept" in summary, summary
-        assert _git(repo, "show", f"sevenfold/{run_id}/result:app.py") == "VALUE = 2"
+        assert git(repo, "show", f"sevenfold/{run_id}/result:app.py") == "VALUE = 2"
         assert leftovers(runs / run_id) == []
     finally:
         server.kill()
         server.wait(timeout=10)
 
 
-def test_a_run_being_driven_cannot_be_resumed_by_a_second_process(runs: Path, sim: Sim) -> None:
+def test_a_run_being_driven_cannot_be_resumed_by_a_second_process(runs: Path, demo_sim: DemoSim) -> None:
     repo = _repo(runs, "driven")
-    process = _start(runs, repo, sim, "driven")
+    process = _start(runs, repo, demo_sim, "driven")
     events = _events(process)
     next(e for e in events if e["event"] == "worker_started")  # the run is in its fan-out, commands may run
     second = subprocess.run(

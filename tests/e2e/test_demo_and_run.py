@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.gitutil import git
+
 Log = Callable[[Path], list[dict[str, Any]]]
 
 
@@ -17,7 +19,6 @@ def test_demo_finishes_in_two_rounds_with_workers_in_parallel(
     tmp_path: Path,
     request_log: Log,
     peak: Callable[..., int],
-    git_query: Callable[..., str],
 ) -> None:
     log = tmp_path / "sim.jsonl"
     result = subprocess.run(
@@ -35,9 +36,9 @@ def test_demo_finishes_in_two_rounds_with_workers_in_parallel(
     assert [r["tests_passed"] for r in report["rounds"]] == [False, True]
     repo = tmp_path / "work" / "example"
     # The result branch passes the tests; the user's branch and worktree list are as they were.
-    assert git_query(repo, "branch", "--list", "sevenfold/*") == report["result_branch"]
-    assert git_query(repo, "branch", "--show-current") == "main" and git_query(repo, "status", "--porcelain") == ""
-    assert len(git_query(repo, "worktree", "list").splitlines()) == 1
+    assert git(repo, "branch", "--list", "sevenfold/*") == report["result_branch"]
+    assert git(repo, "branch", "--show-current") == "main" and git(repo, "status", "--porcelain") == ""
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
     records = request_log(log)
     # Workers overlap, and never more than the 7 slots. How many overlap depends on the CPU: on an idle 2-core
     # machine all 7 (see bench/README.md); with the cores busy, setting up worktrees spreads the starts out.

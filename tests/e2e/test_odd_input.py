@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,9 @@ from sevenfold.settings import Settings, load_settings
 from sevenfold.sim.policies import ChatRequest, Reply, ToolCallSpec
 from sevenfold.sim.runner import BackgroundSimulator
 from sevenfold.tools.shell import MARKER
+from tests.gitutil import git
 
 TASK = "Implement every stub module of the package so that the whole test suite passes."
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
 
 class OneProbe:
@@ -49,14 +45,14 @@ async def test_a_detached_head_is_worked_from_and_left_detached(
     tmp_path: Path,
 ) -> None:
     repo = example_repo("detached")
-    head = _git(repo, "rev-parse", "HEAD")
-    _git(repo, "checkout", "--quiet", "--detach")
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "--quiet", "--detach")
     settings = settings_for(start_sim(policy=DemoPolicy()), run_root=tmp_path / "runs")
     result = await start_run(settings, TASK, repo)
     assert result.status == "passed" and result.result_branch
-    assert _git(repo, "rev-parse", "HEAD") == head and _git(repo, "branch", "--show-current") == ""
-    assert _git(repo, "status", "--porcelain") == ""
-    assert _git(repo, "merge-base", result.result_branch, head) == head  # the result builds on the detached commit
+    assert git(repo, "rev-parse", "HEAD") == head and git(repo, "branch", "--show-current") == ""
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "merge-base", result.result_branch, head) == head  # the result builds on the detached commit
 
 
 async def test_a_dirty_checkout_is_reported_and_left_exactly_as_it_was(
@@ -69,21 +65,21 @@ async def test_a_dirty_checkout_is_reported_and_left_exactly_as_it_was(
     tracked = next(p for p in sorted((repo / "textkit").glob("*.py")) if p.name != "__init__.py")
     tracked.write_text(tracked.read_text() + "\n# my unsaved note\n")
     (repo / "scratch.txt").write_text("work in progress\n")
-    _git(repo, "add", "scratch.txt")  # staged, not committed
+    git(repo, "add", "scratch.txt")  # staged, not committed
     (repo / "untracked.md").write_text("draft\n")
     before = {p: p.read_bytes() for p in (tracked, repo / "scratch.txt", repo / "untracked.md")}
-    status_before = _git(repo, "status", "--porcelain")
+    status_before = git(repo, "status", "--porcelain")
     events: list[dict[str, Any]] = []
     settings = settings_for(start_sim(policy=DemoPolicy()), run_root=tmp_path / "runs")
     result = await start_run(settings, TASK, repo, on_event=events.append)
     assert result.status == "passed" and result.result_branch
-    assert {p: p.read_bytes() for p in before} == before and _git(repo, "status", "--porcelain") == status_before
+    assert {p: p.read_bytes() for p in before} == before and git(repo, "status", "--porcelain") == status_before
     dirty = next(e for e in events if e["event"] == "dirty_checkout")
     assert set(dirty["paths"]) >= {str(tracked.relative_to(repo)), "scratch.txt", "untracked.md"}
     # The run started from the last commit: none of the uncommitted work is in the result.
-    in_result = _git(repo, "ls-tree", "-r", "--name-only", result.result_branch).splitlines()
+    in_result = git(repo, "ls-tree", "-r", "--name-only", result.result_branch).splitlines()
     assert "scratch.txt" not in in_result and "untracked.md" not in in_result
-    assert "my unsaved note" not in _git(repo, "show", f"{result.result_branch}:{tracked.relative_to(repo)}")
+    assert "my unsaved note" not in git(repo, "show", f"{result.result_branch}:{tracked.relative_to(repo)}")
 
 
 async def test_tests_that_hang_are_killed_at_the_timeout_and_reported(

@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.gitutil import git
+
 TASK = "Implement every stub module of the package so that the whole test suite passes."
 
 
@@ -14,7 +16,6 @@ def test_a_run_waits_for_its_plan_and_goes_on_as_answered(
     sevenfold_cli: Callable[..., list[str]],
     sim_process: Callable[..., tuple[subprocess.Popen[str], str]],
     example_repo: Callable[[str], Path],
-    git_query: Callable[..., str],
     run_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
@@ -27,7 +28,7 @@ def test_a_run_waits_for_its_plan_and_goes_on_as_answered(
     first = cli("run", TASK, "--repo", str(repo), "--base-url", base_url, "--run-id", "r1", "--approve-plan", "--quiet")
     assert first.returncode == 3, first.stdout + first.stderr
     assert "round 1 plan, waiting for approval" in first.stdout and "impl-roman" in first.stdout
-    assert "sevenfold/r1/impl-" not in git_query(repo, "branch", "--list")  # no worker has started
+    assert "sevenfold/r1/impl-" not in git(repo, "branch", "--list")  # no worker has started
 
     saved = Path(run_env["SEVENFOLD_RUN_ROOT"]) / "r1" / "plan-round-1.json"
     plan = json.loads(saved.read_text())["plan"]
@@ -37,7 +38,7 @@ def test_a_run_waits_for_its_plan_and_goes_on_as_answered(
     refused = cli("resume", "r1", "--plan", str(bad), "--quiet")
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert "not run: the edited plan cannot run" in refused.stdout
-    assert "sevenfold/r1/impl-" not in git_query(repo, "branch", "--list")
+    assert "sevenfold/r1/impl-" not in git(repo, "branch", "--list")
 
     edited = {**plan, "subtasks": plan["subtasks"][:2]}  # only two of the seven modules
     good = tmp_path / "two.json"
@@ -51,8 +52,8 @@ def test_a_run_waits_for_its_plan_and_goes_on_as_answered(
     report = json.loads((Path(run_env["SEVENFOLD_RUN_ROOT"]) / "r1" / "report.json").read_text())
     assert report["status"] == "rejected"
     assert [w["subtask_id"] for w in report["workers"]] == [s["id"] for s in edited["subtasks"]]
-    assert git_query(repo, "rev-parse", "--verify", "sevenfold/r1/result")
-    assert git_query(repo, "status", "--porcelain") == ""
+    assert git(repo, "rev-parse", "--verify", "sevenfold/r1/result")
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_approval_answers_need_a_paused_run_and_one_choice(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sevenfold
+from tests.gitutil import git
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TASK = "Implement every stub module of the package so that the whole test suite passes."
@@ -24,7 +25,6 @@ def test_the_readme_embedding_example_runs_as_a_subgraph(
     sim_process: Callable[..., tuple[subprocess.Popen[str], str]],
     example_repo: Callable[[str], Path],
     run_env: dict[str, str],
-    git_query: Callable[..., str],
 ) -> None:
     text = README.read_text(encoding="utf-8")
     block = text.split("<!-- embedding example:", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
@@ -43,6 +43,6 @@ def test_the_readme_embedding_example_runs_as_a_subgraph(
     assert re.fullmatch(r"sevenfold/[0-9-a-f]+/result", branch)
     # The run context reached the embedded graph: one round only, so the planted bug is still there.
     assert status == "failed"
-    assert git_query(repo, "rev-parse", "--verify", branch)
+    assert git(repo, "rev-parse", "--verify", branch)
     reports = list(Path(run_env["SEVENFOLD_RUN_ROOT"]).glob("*/report.json"))
     assert len(reports) == 1 and len(json.loads(reports[0].read_text())["rounds"]) == 1

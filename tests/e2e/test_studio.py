@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.gitutil import git
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK = "Implement every stub module of the package so that the whole test suite passes."
@@ -37,16 +39,18 @@ def studio(
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if client.get("/ok").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
+
+        def serving() -> bool:
+            if server.poll() is not None:
                 raise RuntimeError((tmp_path / "langgraph-dev.log").read_text()[-3000:])
-            time.sleep(0.5)
+            try:
+                return client.get("/ok").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(
+            serving, lambda: "langgraph dev to serve: " + (tmp_path / "langgraph-dev.log").read_text()[-3000:], 90
+        )
         yield client, tmp_path
     finally:
         client.close()
@@ -66,7 +70,6 @@ def _ok(response: httpx.Response) -> Any:
 def test_studio_runs_the_demo_shows_the_graph_and_pauses_for_plan_approval(
     studio: tuple[httpx.Client, Path],
     example_repo: Callable[[str], Path],
-    git_query: Callable[..., str],
 ) -> None:
     client, _ = studio
     (assistant,) = _ok(client.post("/assistants/search", json={"graph_id": "sevenfold"}))
@@ -86,7 +89,7 @@ def test_studio_runs_the_demo_shows_the_graph_and_pauses_for_plan_approval(
         client.post("/runs/wait", json={"assistant_id": assistant_id, "input": {"task": TASK, "repo": str(repo)}})
     )
     assert done["status"] == "passed", done
-    assert git_query(repo, "rev-parse", "--verify", done["result_branch"])
+    assert git(repo, "rev-parse", "--verify", done["result_branch"])
 
     paused_repo = example_repo("studio-approval")
     thread = _ok(client.post("/threads", json={}))["thread_id"]

@@ -17,6 +17,7 @@ import pytest
 from sevenfold.errors import WorkspaceError
 from sevenfold.tools import git as hardened_git
 from sevenfold.tools.workspace import Workspace
+from tests.gitutil import git
 
 HOOKS = ("post-checkout", "pre-commit", "commit-msg", "post-commit", "pre-merge-commit", "post-merge", "post-rewrite")
 
@@ -62,17 +63,17 @@ def checkout_state(repo: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("hooks_in", ["common git directory", "core.hooksPath"])
 async def test_hooks_and_fsmonitor_never_run_and_the_users_checkout_stays_byte_identical(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str], hooks_in: str
+    make_repo: Callable[..., Path], tmp_path: Path, hooks_in: str
 ) -> None:
     repo = make_repo({"app.py": "VALUE = 1\n", "other.py": "NAME = 'a'\n"})
     marker = tmp_path / "ran.txt"
-    common = Path(run_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    common = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir"))
     hooks = common / "hooks" if hooks_in == "common git directory" else tmp_path / "user-hooks"
     for hook in HOOKS:
         marker_script(hooks, hook, marker)
     if hooks_in == "core.hooksPath":
-        run_git(repo, "config", "core.hooksPath", str(hooks))
-    run_git(repo, "config", "core.fsmonitor", str(marker_script(tmp_path / "bin", "fsmonitor", marker)))
+        git(repo, "config", "core.hooksPath", str(hooks))
+    git(repo, "config", "core.fsmonitor", str(marker_script(tmp_path / "bin", "fsmonitor", marker)))
     assert plain_git(repo, "hook", "run", "post-checkout").returncode == 0 and "post-checkout" in ran(marker)
     plain_git(repo, "status")
     assert "fsmonitor" in ran(marker)  # the attack is real for plain git
@@ -91,14 +92,14 @@ async def test_hooks_and_fsmonitor_never_run_and_the_users_checkout_stays_byte_i
     merged = await workspace.merge_branches([one.branch, two.branch], integration)
     assert merged.merged == [one.branch, two.branch]
     (integration.path / "app.py").write_text("VALUE = 'half-written'\n")
-    assert await Workspace.open(repo, "hooked", tmp_path / "worktrees").recover(integration.path, "HEAD")
+    assert await Workspace.open(repo, "hooked", tmp_path / "worktrees").restore_once(integration.path, "HEAD")
     await workspace.create_result_branch("sevenfold/hooked/result", merged.commit)
     await workspace.remove(delete_branches=True)
 
     assert ran(marker) == ""
-    assert run_git(repo, "show", "sevenfold/hooked/result:app.py") == "VALUE = 2\n"
+    assert git(repo, "show", "sevenfold/hooked/result:app.py") == "VALUE = 2"
     assert checkout_state(repo) == before
-    assert run_git(repo, "branch", "--list", "sevenfold/*").split() == ["sevenfold/hooked/result"]
+    assert git(repo, "branch", "--list", "sevenfold/*").split() == ["sevenfold/hooked/result"]
 
 
 async def test_a_rewritten_worktree_git_file_is_never_followed(make_repo: Callable[..., Path], tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ async def test_a_rewritten_worktree_git_file_is_never_followed(make_repo: Callab
     assert commit and "app.py" in files
     (tree.path / "app.py").write_text("VALUE = 'lost'\n")
     restarted = Workspace.open(repo, "gitfile", tmp_path / "worktrees")  # a new process finds the worktree again
-    assert await restarted.recover(tree.path, commit)
+    assert await restarted.restore_once(tree.path, commit)
     assert (tree.path / "app.py").read_text() == "VALUE = 2\n"
     assert (await restarted.merge_branches([tree.branch], integration)).merged == [tree.branch]
     assert "+VALUE = 2" in (await restarted.diff(integration, restarted.base_commit))[1]
@@ -161,12 +162,12 @@ async def test_a_removed_worktree_git_file_is_put_back_rather_than_pruned(
 
 @pytest.mark.parametrize("attribute", ["*.py -diff", "*.py diff=hide"])
 async def test_the_reviewers_diff_shows_what_gitattributes_would_hide(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str], attribute: str
+    make_repo: Callable[..., Path], tmp_path: Path, attribute: str
 ) -> None:
     repo = make_repo({"app.py": "VALUE = 1\n"})
     marker = tmp_path / "ran.txt"
-    run_git(repo, "config", "diff.hide.textconv", "true")  # a textconv that shows nothing
-    run_git(repo, "config", "diff.external", str(marker_script(tmp_path / "bin", "external-diff", marker)))
+    git(repo, "config", "diff.hide.textconv", "true")  # a textconv that shows nothing
+    git(repo, "config", "diff.external", str(marker_script(tmp_path / "bin", "external-diff", marker)))
     workspace = Workspace.open(repo, "hidden", tmp_path / "worktrees")
     tree = await workspace.ensure_worktree("w", workspace.base_commit)
     (tree.path / ".gitattributes").write_text(attribute + "\n")
@@ -185,7 +186,7 @@ async def test_the_reviewers_diff_shows_what_gitattributes_would_hide(
 
 
 async def test_untracked_nested_repositories_are_left_out_named_and_never_run(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str]
+    make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
     repo = make_repo({"app.py": "VALUE = 1\n"})
     marker = tmp_path / "ran.txt"
@@ -213,10 +214,10 @@ async def test_untracked_nested_repositories_are_left_out_named_and_never_run(
     snapshot = await workspace.snapshot(tree.path)
     commit, files = await workspace.commit_worktree(tree.path, "work")
     assert commit and files == ["app.py"]
-    assert await Workspace.open(repo, "nested", tmp_path / "worktrees").recover(tree.path, snapshot) is False
-    listing = run_git(repo, "ls-tree", "-r", tree.branch)
+    assert await Workspace.open(repo, "nested", tmp_path / "worktrees").restore_once(tree.path, snapshot) is False
+    listing = git(repo, "ls-tree", "-r", tree.branch)
     assert "160000" not in listing and "vendored" not in listing and "withcommits" not in listing
-    assert run_git(repo, "ls-tree", "-r", "--name-only", snapshot) == "app.py\n"
+    assert git(repo, "ls-tree", "-r", "--name-only", snapshot) == "app.py"
     assert (empty / "a.txt").exists() and (committed / ".git").is_dir()  # left as the worker made them
     await workspace.remove(delete_branches=True)
     assert not tree.path.exists()
@@ -224,14 +225,14 @@ async def test_untracked_nested_repositories_are_left_out_named_and_never_run(
 
 
 async def test_a_submodule_checkout_the_model_made_is_never_entered(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str]
+    make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
     """A submodule's checkout holds its own config; `git add` would start git inside it (and its clean filter)."""
     repo = make_repo({"app.py": "VALUE = 1\n"})
     marker = tmp_path / "ran.txt"
-    sub_commit = run_git(repo, "rev-parse", "HEAD").strip()
-    run_git(repo, "update-index", "--add", "--cacheinfo", f"160000,{sub_commit},sub")
-    run_git(repo, "commit", "-qm", "a submodule")
+    sub_commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{sub_commit},sub")
+    git(repo, "commit", "-qm", "a submodule")
     workspace = Workspace.open(repo, "submodule", tmp_path / "worktrees")
     tree = await workspace.ensure_worktree("w", workspace.base_commit)
     sub = tree.path / "sub"
@@ -254,12 +255,10 @@ async def test_a_submodule_checkout_the_model_made_is_never_entered(
 
     assert ran(marker) == ""
     assert commit and files == ["app.py"]
-    assert run_git(repo, "ls-tree", tree.branch, "sub").split()[2] == sub_commit  # the gitlink as it was
+    assert git(repo, "ls-tree", tree.branch, "sub").split()[2] == sub_commit  # the gitlink as it was
 
 
-async def test_config_reaches_the_git_processes_git_starts(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str]
-) -> None:
+async def test_config_reaches_the_git_processes_git_starts(make_repo: Callable[..., Path], tmp_path: Path) -> None:
     """`-c` values travel in GIT_CONFIG_PARAMETERS: a submodule's own `core.fsmonitor` stays off in a child git."""
     repo = make_repo({"app.py": "VALUE = 1\n"})
     marker = tmp_path / "ran.txt"
@@ -269,7 +268,7 @@ async def test_config_reaches_the_git_processes_git_starts(
     (sub / "f.txt").write_text("x\n")
     plain_git(sub, "add", "-A", check=True)
     plain_git(sub, "commit", "-qm", "sub", check=True)
-    run_git(repo, "add", "sub")
+    git(repo, "add", "sub")
     plain_git(sub, "config", "core.fsmonitor", str(marker_script(tmp_path / "bin", "fsmonitor", marker)), check=True)
     plain_git(repo, "status")
     assert "fsmonitor" in ran(marker)  # plain git starts git in the submodule, which runs its fsmonitor
@@ -283,7 +282,7 @@ async def test_config_reaches_the_git_processes_git_starts(
 
 
 async def test_no_secret_reaches_any_git_process(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+    make_repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A filter the user configured runs (the user's config is trusted) but sees none of sevenfold's secrets."""
     repo = make_repo({"app.py": "VALUE = 1\n"})
@@ -292,7 +291,7 @@ async def test_no_secret_reaches_any_git_process(
     script.parent.mkdir()
     script.write_text(f'#!/bin/sh\nenv >> "{seen}"\ncat\n')
     script.chmod(0o755)
-    run_git(repo, "config", "filter.dump.clean", str(script))
+    git(repo, "config", "filter.dump.clean", str(script))
     monkeypatch.setenv("OPENAI_API_KEY", "canary-openai")
     monkeypatch.setenv("SEVENFOLD_ENDPOINTS__DEFAULT__API_KEY", "canary-sevenfold")
     monkeypatch.setenv("GIT_DIR", str(tmp_path / "nowhere"))  # nor a git setting from our environment

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from sevenfold.nodes.repo_map import repo_map
 from sevenfold.settings import ToolLimits
 from sevenfold.tools import files, search
 from sevenfold.tools.workspace import Workspace
+from tests.gitutil import git
 
 FILES = 10_000
 
@@ -22,15 +22,14 @@ def big_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = repo / f"pkg{index % 50:02d}" / f"sub{index % 7}" / f"module_{index:05d}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"VALUE_{index} = {index}\n\n\ndef needle_{index}():\n    return VALUE_{index}\n")
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", *identity, "commit", "-qm", "big"], cwd=repo, check=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "big")
     return repo
 
 
 def _status(path: Path) -> str:
-    return subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True, text=True).stdout.strip()
+    return git(path, "status", "--porcelain")
 
 
 async def test_the_repository_map_lists_at_most_max_files_and_summarises_the_rest(big_repo: Path) -> None:
@@ -58,7 +57,7 @@ async def test_worktrees_snapshots_and_recovery_work_on_it(big_repo: Path, tmp_p
     changed = await workspace.snapshot(worktree.path)
     target.write_text("changed again after the snapshot\n")
     (worktree.path / "new_after_snapshot.py").write_text("x = 1\n")
-    assert await workspace.recover(worktree.path, changed)
+    assert await workspace.restore_once(worktree.path, changed)
     assert target.read_text() == "changed\n" and not (worktree.path / "new_after_snapshot.py").exists()
     assert await workspace.snapshot(worktree.path) == changed
     # What the worker sees in `git status` is its change, unstaged, as before.

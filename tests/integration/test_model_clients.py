@@ -20,6 +20,7 @@ from sevenfold.llm.factory import chat_model, check_endpoint, role_models
 from sevenfold.settings import Settings
 from sevenfold.sim.faults import FaultSpec
 from sevenfold.sim.runner import BackgroundSimulator
+from tests.waiting import DEADLINE_S, await_until
 
 SettingsFor = Callable[..., Settings]
 
@@ -74,10 +75,10 @@ async def test_slot_limiter_keeps_server_queue_empty_and_slots_full(
     before = limiter.snapshot()
     await asyncio.gather(*(worker.ainvoke([HumanMessage(f"a modest reply number {i} " * 8)]) for i in range(21)))
     after = limiter.snapshot()
-    assert after.peak_in_flight == 7
+    assert after.peak_in_flight == 7 and after.granted - before.granted == 21
     assert sim.simulator.engine.peak_running == 7  # the server never saw more than the slots
-    assert after.occupancy_since(before) > 0.8
     assert after.in_flight == 0 and after.waiting == 0
+    # How full the slots stay is a figure of the machine's speed, not a behaviour: bench/occupancy.py measures it.
 
 
 def test_sync_invoke_goes_through_the_same_slots(sim: BackgroundSimulator, settings_for: SettingsFor) -> None:
@@ -158,14 +159,22 @@ async def test_a_request_waiting_to_retry_does_not_hold_a_slot(
     flaky_server: tuple[str, list[tuple[str, float]], dict[str, Any]], settings_for: SettingsFor
 ) -> None:
     base_url, seen, _ = flaky_server
-    worker = chat_model(settings_for(base_url, slots=1, worker={"retry_backoff": 0.5}), "worker")
+    # A backoff far longer than the test: "first" is still waiting to retry when "second" is done, whatever the load.
+    worker = chat_model(settings_for(base_url, slots=1, worker={"retry_backoff": 60}), "worker")
+    limiter = worker.limiter
+    assert limiter is not None
     first = asyncio.create_task(worker.ainvoke([HumanMessage("first")]))
-    await asyncio.sleep(0.1)
-    second = asyncio.create_task(worker.ainvoke([HumanMessage("second")]))
-    assert [m.content for m in await asyncio.gather(first, second)] == ["first", "second"]
-    order = [text for text, _ in seen]
-    # With one slot, "second" was served while "first" slept before its retry.
-    assert order == ["first", "second", "first"]
+    try:
+        await await_until(
+            lambda: [text for text, _ in seen] == ["first"] and limiter.in_flight == 0,
+            "the first request to be refused and to give its slot back while it waits to retry",
+        )
+        second = await asyncio.wait_for(worker.ainvoke([HumanMessage("second")]), DEADLINE_S)
+        # With one slot, "second" was served while "first" slept before its retry.
+        assert second.content == "second" and not first.done()
+        assert [text for text, _ in seen] == ["first", "second"]
+    finally:
+        first.cancel()
 
 
 async def test_vllm_only_fields_are_dropped_when_a_server_rejects_them(

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,11 +24,9 @@ from sevenfold.settings import SandboxSettings, Settings, load_settings
 from sevenfold.tools import sandbox as sandbox_module
 from sevenfold.tools.sandbox import Jail, SandboxPolicy, SandboxUnavailableError, resolve_backend, sandbox_policy
 from sevenfold.tools.shell import run_command
+from tests.gitutil import git
 from tests.sandboxes import BACKENDS, require
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+from tests.waiting import wait_until
 
 
 class World:
@@ -258,15 +255,6 @@ asyncio.run(run_command(f"setsid -f sleep {tag}1; sleep {tag}2", policy.jail(Pat
 """
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_commands_die_with_the_process_that_started_them(backend: str, world: World, tmp_path: Path) -> None:
     require(backend)
@@ -276,11 +264,14 @@ def test_commands_die_with_the_process_that_started_them(backend: str, world: Wo
     driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), *args])
     try:
         sleeping = lambda: [p for p in _survivors(tag) if p.info["cmdline"][0] == "sleep"]  # noqa: E731
-        assert _wait_for(lambda: len(sleeping()) == 2), "the command never started"
+        wait_until(lambda: len(sleeping()) == 2, "the command's two sleeps to start")
     finally:
         driver.kill()  # SIGKILL: sevenfold gets no chance to clean up
         driver.wait(timeout=30)
-    assert _wait_for(lambda: _survivors(tag) == []), [p.info["cmdline"] for p in _survivors(tag)]
+    wait_until(
+        lambda: _survivors(tag) == [],
+        lambda: f"the command to die with its driver; left: {[p.info['cmdline'] for p in _survivors(tag)]}",
+    )
 
 
 @pytest.fixture

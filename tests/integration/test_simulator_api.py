@@ -110,7 +110,8 @@ async def test_at_most_max_num_seqs_run_and_the_rest_wait(start_sim: Callable[..
     assert peak == 7
 
 
-async def test_a_shared_long_prefix_hits_the_prefix_cache(sim: BackgroundSimulator) -> None:
+async def test_a_shared_long_prefix_hits_the_prefix_cache(start_sim: Callable[..., BackgroundSimulator]) -> None:
+    sim = start_sim(enable_prompt_tokens_details=True)  # vLLM reports cached tokens only with this flag
     system = "You are a worker on the sevenfold team. Repository map follows.\n" + "src/module.py: def f(): ...\n" * 200
     client = _client(sim)
     before = _metric(await _metrics(sim), "vllm:prefix_cache_hits_total")
@@ -134,8 +135,8 @@ async def test_a_shared_long_prefix_hits_the_prefix_cache(sim: BackgroundSimulat
             "NotFoundError",
             "does not exist",
         ),
-        (b'{"model": "Qwen/Qwen3-Coder-30B-A3B-Instruct", "messages": "hi"}', 400, "BadRequestError", "messages"),
-        (b"{not json", 400, "BadRequestError", "not valid JSON"),
+        (b'{"model": "Qwen/Qwen3-Coder-30B-A3B-Instruct", "messages": "hi"}', 400, "Bad Request", "'messages'"),
+        (b"{not json", 400, "Bad Request", "JSON decode error"),
         (
             b'{"model": "Qwen/Qwen3-Coder-30B-A3B-Instruct", "messages": [{"role": "user", "content": "x"}], "max_tokens": 999999999}',
             400,

@@ -3,7 +3,6 @@ its tests at the base commit in the sandbox, which leaves nothing behind."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from sevenfold.errors import SettingsError
 from sevenfold.settings import Settings, load_settings
 from sevenfold.tools.sandbox import sandbox_policy
 from sevenfold.tools.test_setup import TestSetup, resolve_test_setup
+from tests.gitutil import git
 
 SRC_PROJECT = {
     "src/mylib/__init__.py": "def greet(name):\n    return f'hello {name}'\n",
@@ -25,18 +25,11 @@ SRC_PROJECT = {
 
 
 async def _resolve(repo: Path, settings: Settings) -> TestSetup:
-    return await resolve_test_setup(
-        settings, repo, _git(repo, "rev-parse", "HEAD").strip(), sandbox_policy(settings, repo)
-    )
-
-
-def _git(repo: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
-    return subprocess.run(["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+    return await resolve_test_setup(settings, repo, git(repo, "rev-parse", "HEAD"), sandbox_policy(settings, repo))
 
 
 def _left_behind(repo: Path) -> list[str]:
-    return _git(repo, "worktree", "list").splitlines()[1:]
+    return git(repo, "worktree", "list").splitlines()[1:]
 
 
 async def test_a_src_layout_gets_pythonpath_src_and_tox_variables_are_named(make_repo: Callable[..., Path]) -> None:
@@ -117,7 +110,7 @@ async def test_a_config_file_behind_a_link_is_not_read(make_repo: Callable[..., 
     outside.write_text('[tool.sevenfold]\ntest_command = "python -m pytest -k nothing"\n')
     repo = make_repo({"tests/test_ok.py": "def test_ok():\n    pass\n"})
     (repo / "pyproject.toml").symlink_to(outside)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "a pyproject.toml that is a link")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a pyproject.toml that is a link")
     setup: Any = await _resolve(repo, load_settings())
     assert setup.command == "python -m pytest" and setup.from_repository == () and setup.collected == 1

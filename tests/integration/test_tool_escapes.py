@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 from sevenfold.errors import PathOutsideWorkspaceError, ToolError
 from sevenfold.settings import ToolLimits
 from sevenfold.tools import confined, files, search
+from tests.gitutil import git
 
 LIMITS = ToolLimits()
 CANARY = "CANARY-7f3c9e-outside-the-worktree"
@@ -43,9 +43,8 @@ def repo(make_repo: Callable[..., Path]) -> Path:
 
 
 def _commit_all(repo: Path) -> None:
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", *identity, "commit", "-qm", "links"], cwd=repo, check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "links")
 
 
 def _canary_intact(outside: Path) -> bool:

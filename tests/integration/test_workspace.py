@@ -12,13 +12,13 @@ from sevenfold.errors import WorkspaceError
 from sevenfold.settings import ToolLimits
 from sevenfold.tools import files
 from sevenfold.tools.workspace import Workspace
+from tests.gitutil import git
 
 
 async def test_seven_workers_edit_in_parallel_and_merge_with_one_conflict_reported(
     make_repo: Callable[..., Path],
     tmp_path: Path,
     checkout_snapshot: Callable[[Path], dict[str, str]],
-    run_git: Callable[..., str],
 ) -> None:
     repo = make_repo({f"mod{i}.py": f"VALUE = {i}\n" for i in range(7)} | {"shared.py": "NAME = 'base'\n"})
     (repo / "mod0.py").write_text("VALUE = 'uncommitted work'\n")  # the user's own unfinished edit
@@ -45,7 +45,7 @@ async def test_seven_workers_edit_in_parallel_and_merge_with_one_conflict_report
     assert merged.conflict is not None and merged.conflict.branch == "sevenfold/run1/w5"
     assert merged.conflict.files == ["shared.py"]
     assert "<<<<<<<" in merged.conflict.hunks and "worker 5" in merged.conflict.hunks
-    assert run_git(integration.path, "status", "--porcelain") == ""  # merge aborted, clean
+    assert git(integration.path, "status", "--porcelain") == ""  # merge aborted, clean
     rest = await workspace.merge_branches(["sevenfold/run1/w6"], integration)
     assert rest.merged == ["sevenfold/run1/w6"]
     assert (integration.path / "mod6.py").read_text() == "VALUE = 61\n"
@@ -53,7 +53,7 @@ async def test_seven_workers_edit_in_parallel_and_merge_with_one_conflict_report
 
 
 async def test_worktrees_are_found_again_after_a_restart_and_removed_on_request(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str]
+    make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     first = Workspace.open(repo, "run2", tmp_path / "wt")
@@ -66,16 +66,16 @@ async def test_worktrees_are_found_again_after_a_restart_and_removed_on_request(
     await again.create_result_branch("sevenfold/run2/result", again.base_commit)
     removed = await again.remove(delete_branches=True)
     assert removed == [str(tree.path)] and not tree.path.exists()
-    assert run_git(repo, "branch", "--list", "sevenfold/*").split() == ["sevenfold/run2/result"]
+    assert git(repo, "branch", "--list", "sevenfold/*").split() == ["sevenfold/run2/result"]
 
 
 def test_result_branch_and_file_edits_never_touch_the_users_branch(
-    make_repo: Callable[..., Path], tmp_path: Path, run_git: Callable[..., str]
+    make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
     repo = make_repo({"a.py": "x = 1\n"})
     workspace = Workspace.open(repo, "run3", tmp_path / "wt")
     asyncio.run(workspace.create_result_branch("sevenfold/run3/result", workspace.base_commit))
-    assert run_git(repo, "branch", "--show-current").strip() == "main"
+    assert git(repo, "branch", "--show-current") == "main"
     with pytest.raises(Exception, match="outside the worktree"):
         files.view_file(tmp_path / "wt", ToolLimits(), "../repo/a.py")
 
@@ -90,15 +90,15 @@ def test_result_branch_and_file_edits_never_touch_the_users_branch(
     ],
 )
 def test_unusable_repositories_are_refused_with_one_line_and_nothing_written(
-    tmp_path: Path, run_git: Callable[..., str], setup: str, says: str
+    tmp_path: Path, setup: str, says: str
 ) -> None:
     target = tmp_path / "target"
     if setup != "missing":
         target.mkdir()
     if setup == "empty":
-        run_git(target, "init", "-q")
+        git(target, "init", "-q")
     if setup == "bare":
-        run_git(target, "init", "-q", "--bare")
+        git(target, "init", "-q", "--bare")
     listing = sorted(p.name for p in tmp_path.rglob("*"))
     with pytest.raises(WorkspaceError, match=says) as caught:
         Workspace.open(target, "run", tmp_path / "wt")
@@ -116,5 +116,5 @@ async def test_recovery_sees_a_same_size_edit_made_in_the_second_of_the_checkout
     (worktree.path / "app.py").write_text("VALUE = 2\n")  # same size, same second as the checkout
     await asyncio.sleep(1.1)
     later = Workspace.open(repo, "racy", tmp_path / "worktrees")  # a new process, after a crash
-    assert await later.recover(worktree.path, workspace.base_commit)
+    assert await later.restore_once(worktree.path, workspace.base_commit)
     assert (worktree.path / "app.py").read_text() == "VALUE = 1\n"

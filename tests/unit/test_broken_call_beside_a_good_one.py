@@ -6,7 +6,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from sevenfold.llm.cleanup import CallStats, StreamCleaner, recover_in_message
+from sevenfold.llm.recovery import recover_in_message
+from sevenfold.llm.stats import CallStats
+from sevenfold.llm.stream import StreamCleaner
 
 TOOLS = [
     {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
+from sevenfold.serving.capacity import plan_capacity
+from sevenfold.serving.hardware import find_gpu
 from sevenfold.sim.engine import Engine, Sequence
 from sevenfold.sim.kv_cache import BlockTable, KVCache
 from sevenfold.sim.metrics import EngineMetrics
@@ -11,10 +14,17 @@ from sevenfold.sim.profiles import BUILTIN, load_profile
 from sevenfold.sim.tokens import block_hashes, tokenize
 
 
-def test_kv_bytes_and_capacity_follow_the_corrected_formula() -> None:
-    # 2 x 48 layers x 4 KV heads x 128 head_dim x 2 bytes = 96 KiB per token in BF16.
-    h100 = BUILTIN["h100-fp8"]
-    assert 400_000 < h100.kv_cache_tokens < 430_000  # (80 x 0.92 - 31 - 4) GiB / 96 KiB
+def test_kv_capacity_is_the_capacity_planners() -> None:
+    # 2 x 48 layers x 4 KV heads x 128 head_dim x 2 bytes = 96 KiB per token in BF16; the planner's figure, so
+    # `sevenfold sim --profile X` and `sevenfold capacity` agree on what fits.
+    for name, gpu, weights in [
+        ("h100-fp8", "h100", "fp8"),
+        ("h100-bf16", "h100", "bf16"),
+        ("rtx4090-awq", "4090", "awq"),
+    ]:
+        assert BUILTIN[name].kv_cache_tokens == plan_capacity(find_gpu(gpu), weights=weights).kv_tokens
+    assert 150_000 < BUILTIN["h100-bf16"].kv_cache_tokens < 155_000  # seven 32k contexts (229k) do not fit
+    assert BUILTIN["h100-fp8"].kv_cache_tokens > 7 * 32_768
     assert 35_000 < BUILTIN["rtx4090-awq"].kv_cache_tokens < 42_000
 
 
@@ -114,3 +124,84 @@ def test_decode_steps_get_slower_as_the_batch_grows() -> None:
 def test_tokenizer_round_trips_text() -> None:
     text = "def f(x):\n    return x  # naïve ünïcode → ok\n\n\tdone"
     assert "".join(tokenize(text)) == text
+
+
+def _recording_victims(engine: Engine) -> list[tuple[Sequence, list[Sequence]]]:
+    """Each preemption as (victim, the sequences still running beside it), in order."""
+    victims: list[tuple[Sequence, list[Sequence]]] = []
+    preempt = engine._preempt
+
+    def record(seq: Sequence) -> None:
+        victims.append((seq, list(engine.running)))
+        preempt(seq)
+
+    engine._preempt = record  # type: ignore[method-assign]
+    return victims
+
+
+def _contended(policy: str) -> tuple[Engine, list[Sequence]]:
+    """Five sequences that need 70 blocks together in a 40-block cache; the least important (p4) arrives first."""
+    engine = Engine(
+        replace(load_profile("instant"), kv_cache_tokens=640),
+        max_num_seqs=8,
+        time_scale=1.0,
+        metrics=EngineMetrics("m", 1.0),
+        scheduling_policy=policy,  # type: ignore[arg-type]
+    )
+    seqs = []
+    for priority in (4, 3, 2, 1, 0):
+        seq = _seq(f"p{priority}", 100, 120)
+        seq.priority, seq.arrival = priority, float(10 - priority)
+        seqs.append(seq)
+    return engine, seqs
+
+
+def _preemptions(engine: Engine) -> float:
+    return engine.metrics.registry.get_sample_value("vllm:num_preemptions_total", {"model_name": "m", "engine": "0"})
+
+
+async def test_under_priority_preemption_always_hits_the_largest_priority_value() -> None:
+    engine, seqs = _contended("priority")
+    victims = _recording_victims(engine)
+    await _run(engine, seqs)
+    assert victims, "the cache was meant to be too small for all five"
+    for victim, still_running in victims:
+        assert all(victim.rank > other.rank for other in still_running)
+    by_name = {seq.request_id: seq for seq in seqs}
+    assert by_name["p0"].preemptions == by_name["p1"].preemptions == 0
+    assert by_name["p4"].preemptions > 0
+    assert _preemptions(engine) == len(victims) == sum(seq.preemptions for seq in seqs)
+    assert all(seq.generated == 120 for seq in seqs)
+    assert engine.kv.used_blocks == 0
+
+
+async def test_under_fcfs_preemption_hits_the_latest_admitted_whatever_the_priority() -> None:
+    engine, seqs = _contended("fcfs")
+    admission: dict[str, int] = {}  # request id -> when it was (last) admitted
+    counter = itertools.count()
+    schedule = engine._schedule
+
+    def schedule_and_note_admissions() -> list[tuple[Sequence, int]]:
+        before = set(engine.running)
+        batch = schedule()
+        for seq in engine.running:
+            if seq not in before:
+                admission[seq.request_id] = next(counter)
+        return batch
+
+    engine._schedule = schedule_and_note_admissions  # type: ignore[method-assign]
+    latest_admitted: list[bool] = []
+    preempt = engine._preempt
+
+    def check_and_preempt(victim: Sequence) -> None:
+        latest_admitted.append(all(admission[o.request_id] < admission[victim.request_id] for o in engine.running))
+        preempt(victim)
+
+    engine._preempt = check_and_preempt  # type: ignore[method-assign]
+    await _run(engine, seqs)
+    assert latest_admitted and all(latest_admitted)
+    by_name = {seq.request_id: seq for seq in seqs}
+    assert by_name["p4"].preemptions == 0  # first in, never out, though it is the least important
+    assert by_name["p0"].preemptions > 0
+    assert _preemptions(engine) == len(latest_admitted)
+    assert all(seq.generated == 120 for seq in seqs)

@@ -10,10 +10,11 @@ from typing import Any
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import Runnable
+from langgraph.runtime import Runtime
 from pydantic import Field
 
-from sevenfold.nodes.planner import make_planner
-from sevenfold.nodes.team import Team
+from sevenfold.nodes.planner import planner
+from sevenfold.nodes.resources import Resources
 from sevenfold.settings import load_settings
 
 
@@ -59,10 +60,11 @@ async def test_a_cyclic_plan_is_sent_back_with_the_reason_then_the_fixed_plan_is
     }
     fixed = {"summary": "s", "subtasks": [{"id": "a", "goal": "g"}, {"id": "b", "goal": "g", "depends_on": ["a"]}]}
     model = ToolFakeChat(responses=[_call(cyclic, "c1"), _call(fixed, "c2")])
-    team = Team(load_settings())
-    team._models["planner"] = model  # type: ignore[assignment]
+    resources = Resources(load_settings())
+    (await resources.for_run("r", None))._models["planner"] = model  # type: ignore[assignment]
     repo, head = _repo(tmp_path)
-    update = await make_planner(team)({"task": "build it", "repo": repo, "run_id": "r", "base_commit": head})
+    state = {"task": "build it", "repo": repo, "run_id": "r", "base_commit": head}
+    update = await planner(state, Runtime(context=None), resources=resources)  # type: ignore[arg-type]
     assert [s["id"] for s in update["plan"]["subtasks"]] == ["a", "b"] and update["round"] == 1
     second_prompt = model.seen[1]
     rejection = second_prompt[-1]
@@ -75,9 +77,10 @@ async def test_a_cyclic_plan_is_sent_back_with_the_reason_then_the_fixed_plan_is
 
 async def test_a_planner_that_never_plans_leaves_one_worker_with_the_whole_task(tmp_path: Path) -> None:
     model = ToolFakeChat(responses=[AIMessage(content="I am not sure.")] * 3)
-    team = Team(load_settings(plan_attempts=3))
-    team._models["planner"] = model  # type: ignore[assignment]
+    resources = Resources(load_settings(plan_attempts=3))
+    (await resources.for_run("r", None))._models["planner"] = model  # type: ignore[assignment]
     repo, head = _repo(tmp_path)
-    update = await make_planner(team)({"task": "build it", "repo": repo, "run_id": "r", "base_commit": head})
+    state = {"task": "build it", "repo": repo, "run_id": "r", "base_commit": head}
+    update = await planner(state, Runtime(context=None), resources=resources)  # type: ignore[arg-type]
     assert [s["id"] for s in update["plan"]["subtasks"]] == ["whole-task"]
     assert "did not call submit_plan" in update["plan"]["summary"] and len(model.seen) == 3

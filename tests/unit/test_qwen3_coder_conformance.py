@@ -10,7 +10,9 @@ import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from sevenfold.llm.cleanup import CallStats, StreamCleaner, recover_in_message
+from sevenfold.llm.recovery import recover_in_message
+from sevenfold.llm.stats import CallStats
+from sevenfold.llm.stream import StreamCleaner
 from tests.unit.qwen3_coder_conformance import CASES, TOOLS, Case, Outcome
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sevenfold.qwen3_coder import render_tool_call_xml
 from sevenfold.llm.recovery import recover_tool_calls
+from sevenfold.qwen3_coder import render_tool_call_xml
 
 NAME = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
 # Text a model writes in code: newlines, angle brackets, closing-tag look-alikes, unicode. Excluded: the few

@@ -34,7 +34,7 @@ def _report(**fields: Any) -> dict[str, Any]:
     worker = {
         "round": 1, "subtask_id": "fix-cache", "attempt": 1, "status": "done", "summary": LONG_SUMMARY, "errors": [],
         "files_changed": ["src/lib/func.py"], "steps": 5, "tool_calls": 6, "tool_calls_recovered": 0,
-        "tool_calls_repaired": 0, "tool_calls_failed": 0, "prompt_tokens": 1000, "completion_tokens": 100,
+        "tool_calls_repaired": 0, "tool_calls_unrepaired": 0, "prompt_tokens": 1000, "completion_tokens": 100,
     }  # fmt: skip
     return {
         "run_id": "r1", "task": "Fix the cache.", "repo": "/repo", "status": "passed", "base_commit": "a" * 40,

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import openai
 
-from sevenfold.llm.cleanup import CallStats
 from sevenfold.llm.retry import RetryPolicy
+from sevenfold.llm.stats import CallStats
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 

@@ -32,3 +32,8 @@ def test_a_bad_context_value_is_one_line_naming_the_field() -> None:
         SettingsError, match=r"^invalid setting endpoints\.default\.slots: .*greater than or equal to 1"
     ):
         apply_context(load_settings(), {"slots": 0})
+
+
+def test_a_context_field_named_after_a_section_changes_that_setting() -> None:
+    settings = apply_context(load_settings(), RunContext(context_budget=4096, reviewer_model="other").overrides())
+    assert settings.context.budget == 4096 and settings.model_for("reviewer") == "other"

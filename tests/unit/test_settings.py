@@ -81,3 +81,39 @@ def test_config_file_problems_are_one_line(tmp_path: Path) -> None:
 def test_api_key_is_a_secret_in_reprs() -> None:
     settings = load_settings(endpoints={"default": {"api_key": "sk-canary-123"}})
     assert "sk-canary-123" not in repr(settings) and "sk-canary-123" not in settings.model_dump_json()
+
+
+def test_overrides_change_the_default_endpoint_and_named_keys_and_keep_every_api_key() -> None:
+    settings = load_settings(
+        endpoints={
+            "default": {"base_url": "http://a:1/v1", "api_key": "sk-default"},
+            "gpu2": {"base_url": "http://b:2/v1", "api_key": "sk-gpu2"},
+        },
+        tools={"test_timeout": 60},
+    )
+    changed = settings.with_overrides(
+        base_url="http://c:3/v1", slots=3, model=None, tools={"test_command": "tox"}, planner={"thinking": False}
+    )
+    default, gpu2 = changed.endpoints["default"], changed.endpoints["gpu2"]
+    assert (default.base_url, default.slots, default.api_key.get_secret_value()) == ("http://c:3/v1", 3, "sk-default")
+    assert (gpu2.base_url, gpu2.api_key.get_secret_value()) == ("http://b:2/v1", "sk-gpu2")
+    assert default.model == settings.endpoints["default"].model  # None: not given
+    assert (changed.tools.test_command, changed.tools.test_timeout) == ("tox", 60)
+    assert changed.planner.thinking is False and changed.planner.temperature == settings.planner.temperature
+    assert settings.endpoints["default"].base_url == "http://a:1/v1"  # the original is left as it was
+    assert settings.with_overrides(slots=None) is settings
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"slots": 0}, "invalid setting endpoints.default.slots: Input should be greater than or equal to 1"),
+        ({"base_url": "gpu-box:8000"}, "invalid setting endpoints.default.base_url: must start with http"),
+        ({"planner": {"temperature": 5}}, "invalid setting planner.temperature: Input should be less than or equal"),
+        ({"worker": {"think": True}}, "invalid setting worker.think: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_override_is_one_line_naming_the_field(changes: dict[str, object], says: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings().with_overrides(**changes)  # type: ignore[arg-type]
+    assert says in str(caught.value) and "\n" not in str(caught.value)

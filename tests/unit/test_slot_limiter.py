@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sevenfold.llm.limiter import SlotLimiter, limiter_for
+from sevenfold.llm.limiter import Limiters, SlotLimiter
 
 
 async def test_slots_are_granted_first_come_first_served() -> None:
@@ -80,16 +80,28 @@ async def test_random_load_with_cancellations_never_exceeds_the_slots() -> None:
 
 
 async def test_occupancy_is_time_weighted_in_flight_over_slots() -> None:
-    limiter = SlotLimiter(4)
+    now = [100.0]
+    limiter = SlotLimiter(4, clock=lambda: now[0])
     start = limiter.snapshot()
     await limiter.acquire()
     await limiter.acquire()
-    await asyncio.sleep(0.2)
+    now[0] += 2.0
     limiter.release()
     limiter.release()
-    await asyncio.sleep(0.2)
-    occupancy = limiter.snapshot().occupancy_since(start)
-    assert 0.2 < occupancy < 0.3  # two of four slots for half the time: 0.25
+    now[0] += 2.0
+    assert limiter.snapshot().occupancy_since(start) == pytest.approx(0.25)  # two of four slots for half the time
+
+
+async def test_time_spent_waiting_for_a_slot_is_counted() -> None:
+    now = [0.0]
+    limiter = SlotLimiter(1, clock=lambda: now[0])
+    await limiter.acquire()
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)  # it queues
+    now[0] += 3.0
+    limiter.release()
+    await waiter
+    assert limiter.snapshot().wait_seconds == pytest.approx(3.0)
 
 
 def test_threads_and_coroutines_share_one_queue() -> None:
@@ -120,11 +132,45 @@ def test_threads_and_coroutines_share_one_queue() -> None:
     assert peak <= 2 and limiter.in_flight == 0
 
 
-def test_one_limiter_per_endpoint_resized_to_the_latest_setting() -> None:
-    first = limiter_for("http://127.0.0.1:1/v1/", 7)
-    assert limiter_for("http://127.0.0.1:1/v1", 7) is first
-    assert limiter_for("http://127.0.0.1:1/v1", 4).slots == 4
-    assert limiter_for("http://127.0.0.1:2/v1", 7) is not first
+def test_one_limiter_per_endpoint_sized_once_and_only_resize_changes_it() -> None:
+    limiters = Limiters()
+    assert limiters.get("http://127.0.0.1:1/v1") is None  # a lookup never makes one
+    first = limiters.open("http://127.0.0.1:1/v1/", 7)
+    assert limiters.open("http://127.0.0.1:1/v1", 4) is first and first.slots == 7  # a second opener does not resize
+    assert limiters.get("http://127.0.0.1:1/v1/") is first
+    assert limiters.open("http://127.0.0.1:2/v1", 3) is not first
+    limiters.resize("http://127.0.0.1:1/v1", 5)
+    assert first.slots == 5
+
+
+async def test_a_run_asking_for_fewer_slots_is_capped_inside_the_endpoints_limiter() -> None:
+    limiters = Limiters()
+    endpoint = limiters.open("http://127.0.0.1:1/v1", 3)
+    capped = limiters.for_run("http://127.0.0.1:1/v1", 1)
+    assert limiters.for_run("http://127.0.0.1:1/v1", 3) is endpoint  # no cap when the run wants it all
+    await capped.acquire()
+    assert endpoint.in_flight == 1
+    second = asyncio.ensure_future(capped.acquire())
+    await endpoint.acquire()  # another run still gets the endpoint's free slots
+    await endpoint.acquire()
+    assert not second.done() and endpoint.in_flight == 3
+    endpoint.release()
+    capped.release()  # the run's own slot frees: its waiter now takes the endpoint slot left
+    await second
+    assert endpoint.in_flight == 2 and capped.snapshot().slots == 3  # counters are the endpoint's
+    endpoint.release()  # the other run's last slot
+    capped.release()  # the run's second request
+    assert endpoint.in_flight == 0 and capped.cap.in_flight == 0
+    # a cancelled waiter on the cap takes nothing from the endpoint
+    await capped.acquire()
+    waiter = asyncio.ensure_future(capped.acquire())
+    await asyncio.sleep(0)  # one turn of the loop: the waiter runs until it queues (no timing involved)
+    assert capped.cap.waiting == 1
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    capped.release()
+    assert endpoint.in_flight == 0
 
 
 def test_releasing_more_than_acquired_is_a_bug_caught_at_once() -> None:

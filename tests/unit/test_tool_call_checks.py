@@ -49,11 +49,11 @@ def test_rejections_count_as_repaired_once_a_later_turn_gets_a_call_through() ->
     plain = AIMessage(content="", tool_calls=[{"name": "view_file", "args": {}, "id": "call-1", "type": "tool_call"}])
     state: dict[str, int] = {}
     state |= count_repairs(state, accepted=0, rejected=2, reply=plain)
-    assert state["rejected_turns"] == 1 and state["rejections_pending"] == 2
+    assert state["rejected_turns"] == 1 and state["tool_calls_unrepaired"] == 2
     state |= count_repairs(state, accepted=1, rejected=0, reply=recovered)
     assert (
         state["tool_calls_repaired"],
-        state["rejections_pending"],
+        state["tool_calls_unrepaired"],
         state["rejected_turns"],
         state["tool_calls_recovered"],
     ) == (2, 0, 0, 1)

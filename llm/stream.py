@@ -1,93 +1,21 @@
-"""From what the model wrote to what nodes see: thinking moved out of content, tool-call text turned into calls.
+"""A streamed reply cleaned as it arrives: thinking out of content, tool-call text held back and recovered.
 
-Applied by `SevenfoldChatOpenAI` to every reply, streamed or not, so every role
-gets the same treatment.
+Applied by `SevenfoldChatOpenAI` to every stream, so a streamed reply ends as the same message a non-streamed one
+gives (`llm.recovery.recover_in_message`, `llm.thinking.move_thinking`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import ToolCallChunk, invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.messages import AIMessageChunk
+from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from sevenfold.llm.recovery import ToolTextFilter, has_tool_call_text, recover_tool_calls
-from sevenfold.llm.thinking import ThinkingFilter, split_thinking
-
-
-@dataclass
-class CallStats:
-    """What one role's model did, for the run report."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    slot_wait_s: float = 0.0
-    tool_calls_recovered: int = 0
-    """Tool calls found as text in content and turned into real calls."""
-    tool_calls_malformed: int = 0
-    """Tool-call text that could not be read; reported to the model as invalid calls."""
-
-    def record_error(self, exc: BaseException) -> None:
-        name = type(exc).__name__
-        self.errors[name] = self.errors.get(name, 0) + 1
-
-
-def recover_in_message(
-    message: BaseMessage,
-    tools: list[dict[str, Any]] | None,
-    stats: CallStats,
-    generation_info: dict[str, Any] | None = None,
-) -> None:
-    """Turn tool-call text left in content into tool calls (and unreadable text into invalid calls).
-
-    Also beside calls the server parsed: a broken call next to a good one stays in content as text, and the model
-    must hear that it was not run rather than have it vanish. The content left is stripped of trailing whitespace
-    (the streamed path gives the same). A `finish_reason` of "stop" becomes "tool_calls" when calls were recovered,
-    in `generation_info` (where langchain-openai keeps it until LangChain copies it into `response_metadata`) and in
-    `response_metadata`.
-    """
-    if not tools or not isinstance(message, AIMessage) or not isinstance(message.content, str):
-        return
-    if not has_tool_call_text(message.content):
-        return
-    recovery = recover_tool_calls(message.content, tools)
-    message.content = recovery.content.rstrip()
-    message.tool_calls = [
-        *message.tool_calls,
-        *(tool_call(name=c.name, args=c.args, id=c.id) for c in recovery.calls),
-    ]
-    message.invalid_tool_calls = [
-        *message.invalid_tool_calls,
-        *(
-            invalid_tool_call(name=None, args=m.text[:2000], id=f"malformed-{i}", error=m.reason)
-            for i, m in enumerate(recovery.malformed)
-        ),
-    ]
-    message.response_metadata["tool_calls_recovered"] = len(recovery.calls)
-    message.response_metadata["tool_calls_malformed"] = len(recovery.malformed)
-    stats.tool_calls_recovered += len(recovery.calls)
-    stats.tool_calls_malformed += len(recovery.malformed)
-    if recovery.calls:
-        for where in (message.response_metadata, generation_info):
-            if where is not None and where.get("finish_reason") == "stop":
-                where["finish_reason"] = "tool_calls"
-
-
-def move_thinking(message: BaseMessage, server_reasoning: str | None = None) -> None:
-    if not isinstance(message, AIMessage) or not isinstance(message.content, str):
-        return
-    answer, thinking = split_thinking(message.content)
-    parts = [p for p in (server_reasoning, thinking) if p]
-    message.content = answer
-    if parts:
-        message.additional_kwargs["reasoning_content"] = "\n".join(parts)
+from sevenfold.llm.stats import CallStats
+from sevenfold.llm.thinking import ThinkingFilter
 
 
 class StreamCleaner:
