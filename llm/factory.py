@@ -18,8 +18,28 @@ log = logging.getLogger(__name__)
 _warned: set[tuple[str, str]] = set()
 
 
-def chat_model(settings: Settings, role: str) -> SevenfoldChatOpenAI:
-    """The chat model for `role`, wired to its endpoint's slot limiter.
+def session_headers(endpoint: EndpointSettings, run_id: str | None, worker: str | None = None) -> dict[str, str]:
+    """The headers that tell a router which session a request belongs to (docs/scale-out.md).
+
+    `X-Sevenfold-Run` names the run for the simulator's request log and any proxy's; the endpoint's
+    `session_header` carries the session key by `session_scope`: the run id, or (for a worker's requests, when
+    the scope is `worker`) the run id and the worker's key. No run id, or scope `none`: no session header.
+    """
+    if run_id is None:
+        return {}
+    headers = {"X-Sevenfold-Run": run_id}
+    if endpoint.session_scope == "run" or (endpoint.session_scope == "worker" and worker is None):
+        headers[endpoint.session_header] = run_id
+    elif endpoint.session_scope == "worker":
+        headers[endpoint.session_header] = f"{run_id}/{worker}"
+    return headers
+
+
+def chat_model(settings: Settings, role: str, run_id: str | None = None) -> SevenfoldChatOpenAI:
+    """The chat model for `role`, wired to its endpoint's slot limiter (replicas x slots).
+
+    With a `run_id`, every request carries the run's session headers (`session_headers`); a worker's requests
+    may replace the session key with its own (`nodes/worker.py`).
 
     Thinking is requested with `chat_template_kwargs.enable_thinking` from the
     role's settings. When the role asks for thinking from a model that has no
@@ -56,11 +76,11 @@ def chat_model(settings: Settings, role: str) -> SevenfoldChatOpenAI:
         retry_attempts=role_settings.max_retries,
         retry_backoff=role_settings.retry_backoff,
         extra_body=extra_body,
-        default_headers={"X-Sevenfold-Role": role},
+        default_headers={"X-Sevenfold-Role": role, **session_headers(endpoint, run_id)},
         stream_usage=True,
         streaming=role_settings.stream,
     )
-    return client.with_limiter(LIMITERS.for_run(endpoint.base_url, endpoint.slots))
+    return client.with_limiter(LIMITERS.for_run(endpoint.base_url, endpoint.total_slots))
 
 
 def role_models(settings: Settings) -> dict[str, SevenfoldChatOpenAI]:

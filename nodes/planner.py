@@ -69,7 +69,9 @@ async def planner(state: TeamState, runtime: Runtime[RunContext], *, resources: 
     emit("planning", round=round_number)
     model_name = settings.model_for("planner")
     reason_first = settings.planner.thinking and thinking_capability(model_name) == "none"
-    system = render("planner_system", max_parallel=settings.endpoint_for("worker").slots, reason_first=reason_first)
+    system = render(
+        "planner_system", max_parallel=settings.endpoint_for("worker").total_slots, reason_first=reason_first
+    )
     review = state.get("review") or {}
     user = render(
         "planner_user",

@@ -64,7 +64,7 @@ class RunResources:
     def __post_init__(self) -> None:
         # Built now (in a thread, by `Resources.for_run`), not in a node: an HTTP client reads certificates.
         for role in ROLES:
-            self._models[role] = chat_model(self.settings, role)
+            self._models[role] = chat_model(self.settings, role, self.run_id)
 
     def model(self, role: str) -> SevenfoldChatOpenAI:
         """The chat model of a role."""
@@ -112,7 +112,7 @@ class RunResources:
     def slot_mark(self, role: str = "worker") -> dict[str, float | int]:
         """The slot counters of a role's endpoint now, as plain data for the state (only valid in this process)."""
         endpoint = self.settings.endpoint_for(role)
-        snapshot = LIMITERS.open(endpoint.base_url, endpoint.slots).snapshot()
+        snapshot = LIMITERS.open(endpoint.base_url, endpoint.total_slots).snapshot()
         return {"pid": os.getpid(), "time": snapshot.time, "busy": snapshot.busy_slot_seconds}
 
 

@@ -25,6 +25,7 @@ from langgraph.runtime import Runtime
 from sevenfold.context import RunContext
 from sevenfold.llm.budget import worker_budget
 from sevenfold.llm.chat import stop_if_gone
+from sevenfold.llm.factory import session_headers
 from sevenfold.nodes.context_window import ask, record_outputs, with_ids
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.prompts import render
@@ -150,13 +151,20 @@ async def agent(state: WorkerState, runtime: Runtime[RunContext], *, resources: 
 
 
 def _request(settings: Settings, state: WorkerState) -> dict[str, Any]:
-    """Keyword arguments of the worker's model requests: its name, and its priority when the server uses them.
+    """Keyword arguments of the worker's model requests: its name, its session key, and its priority when the
+    server uses them.
 
+    With `session_scope = "worker"` the session key is the worker's own (run id and worker key), so a router
+    spreads one run's workers over its replicas; otherwise the client's run-wide key stands.
     The priority is the subtask's place in the plan (lower is served first), so when the KV cache fills, vLLM
     preempts the same worker each time instead of thrashing all of them; without a place, a hash of its name.
     """
-    request: dict[str, Any] = {"extra_headers": {"X-Sevenfold-Subtask": _key(state)}}
-    if settings.endpoint_for("worker").priority_scheduling:
+    endpoint = settings.endpoint_for("worker")
+    headers = {"X-Sevenfold-Subtask": _key(state)}
+    if endpoint.session_scope == "worker":
+        headers |= session_headers(endpoint, state["run_id"], _key(state))
+    request: dict[str, Any] = {"extra_headers": headers}
+    if endpoint.priority_scheduling:
         request["priority"] = state.get("position", zlib.crc32(_key(state).encode()) % 100)
     return request
 

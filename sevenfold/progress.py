@@ -75,7 +75,7 @@ class ProgressView:
         endpoint = self.settings.endpoint_for("worker")
         limiter = LIMITERS.get(endpoint.base_url)  # a reader: before the run opens it, nothing is in flight
         in_flight, slots, waiting = (
-            (limiter.in_flight, limiter.slots, limiter.waiting) if limiter is not None else (0, endpoint.slots, 0)
+            (limiter.in_flight, limiter.slots, limiter.waiting) if limiter is not None else (0, endpoint.total_slots, 0)
         )
         head = Text(
             f"phase {self.phase} | slots {in_flight}/{slots} in use, {waiting} waiting | {time.monotonic() - self.started:.0f} s"

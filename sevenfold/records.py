@@ -1,5 +1,6 @@
-"""A run's files, read without building its graph: `run.json` (what was asked), `report.json` (how it ended),
-and its last checkpoint.
+"""A run's records, read without building its graph: `run.json` (what was asked), `report.json` (how it ended),
+and its last checkpoint; on a shared PostgreSQL database (`checkpoint_url`), the `sevenfold_runs` table and the
+checkpoints there (`sevenfold.shared_runs`).
 
 Listing runs and reading one's status import no model client and open no graph or HTTP connection, so
 `sevenfold status` stays fast and quiet.
@@ -15,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from sevenfold.checkpoints import postgres_url, read_saver
 from sevenfold.errors import SevenfoldError
 from sevenfold.settings import Settings
 
@@ -24,11 +26,27 @@ INTERRUPT_CHANNEL = "__interrupt__"
 
 
 def read_record(settings: Settings, run_id: str) -> dict[str, Any]:
-    """A run's record (`run.json`); `SevenfoldError` if there is no such run or `run_id` is not a safe name."""
+    """A run's record (`run.json`, or its row in the shared database); `SevenfoldError` if there is no such run or
+    `run_id` is not a safe name."""
     path = _run_dir(settings, run_id) / "run.json"
+    if (url := postgres_url(settings)) is not None:
+        from sevenfold.shared_runs import fetch_record
+
+        return fetch_record(url, run_id)
     if not path.exists():
         raise SevenfoldError(f"no run {run_id!r} in {settings.run_root} (see `sevenfold status`)")
     return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+async def save_record(settings: Settings, record: dict[str, Any]) -> None:
+    """Record a new run: in the shared database with `checkpoint_url`, else its `run.json`; `SevenfoldError` if a
+    run of that id exists already."""
+    if (url := postgres_url(settings)) is not None:
+        from sevenfold.shared_runs import insert_record
+
+        await insert_record(url, record)
+    else:
+        await asyncio.to_thread(write_record, settings.run_root / record["run_id"], record)
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -43,8 +61,13 @@ def list_runs(settings: Settings) -> list[dict[str, Any]]:
     """Every run under the run root, newest first by when it started, each record with its `status`.
 
     The status is the report's (passed, failed, rejected) once there is one, else awaiting_approval when the
-    run is paused at a plan, else incomplete.
+    run is paused at a plan, else incomplete. With `checkpoint_url`: every run in that database, whichever machine
+    started it (see `sevenfold.shared_runs.list_records`).
     """
+    if (url := postgres_url(settings)) is not None:
+        from sevenfold.shared_runs import list_records
+
+        return list_records(url)
     if not settings.run_root.is_dir():
         return []
     runs = []
@@ -98,20 +121,20 @@ async def run_status(settings: Settings, run_id: str) -> dict[str, Any]:
 
     Read from the run's last checkpoint without building its graph (no model clients, no HTTP).
     """
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # here: listing runs needs no LangGraph
-
     record = await asyncio.to_thread(read_record, settings, run_id)
-    database = settings.run_root / run_id / "checkpoints.sqlite"
     values: dict[str, Any] = {}
     upcoming: list[str] = []
     paused = False
-    if await asyncio.to_thread(database.is_file):
-        async with AsyncSqliteSaver.from_conn_string(str(database)) as saver:
-            saved = await saver.aget_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
-        if saved is not None:
-            values = dict(saved.checkpoint["channel_values"])
-            upcoming = _next_nodes(saved.checkpoint)
-            paused = any(write[1] == INTERRUPT_CHANNEL for write in saved.pending_writes or [])
+    async with read_saver(settings, run_id) as saver:
+        saved = (
+            None
+            if saver is None
+            else await saver.aget_tuple({"configurable": {"thread_id": run_id, "checkpoint_ns": ""}})
+        )
+    if saved is not None:
+        values = dict(saved.checkpoint["channel_values"])
+        upcoming = _next_nodes(saved.checkpoint)
+        paused = any(write[1] == INTERRUPT_CHANNEL for write in saved.pending_writes or [])
     final = values.get("status") in FINAL_STATUSES and not upcoming
     return {
         **record,

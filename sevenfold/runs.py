@@ -5,6 +5,10 @@ the settings and test setup it runs with), `checkpoints.sqlite` (every step,
 written before the next begins), `worktrees/` and, at the end, `report.json` and
 `report.md`. The run id is the LangGraph thread id. Reading those files without
 a graph is `sevenfold.records`.
+
+With `checkpoint_url` (a shared PostgreSQL database) the record and the checkpoints
+go to that database instead (`sevenfold.checkpoints`, `sevenfold.shared_runs`); the
+worktrees and reports stay in the run directory on the machine that started the run.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, Durability
 
+from sevenfold.checkpoints import open_saver, postgres_url
 from sevenfold.errors import ServerError, SettingsError, SevenfoldError, WorkspaceError
 from sevenfold.graphs.coding import CodingGraph, build_graph
 from sevenfold.llm.factory import check_endpoint
-from sevenfold.records import list_runs, read_record, run_settings, run_status, write_record
+from sevenfold.records import list_runs, read_record, run_settings, run_status, save_record
 from sevenfold.settings import ROLES, Settings
+from sevenfold.shared_runs import check_here, prepare_database, run_lock, this_host
 from sevenfold.state.ids import checked_run_id, new_run_id
 from sevenfold.state.team import TeamInput
 from sevenfold.tools.sandbox import sandbox_policy
@@ -88,13 +93,10 @@ def run_config(settings: Settings, run_id: str) -> RunnableConfig:
 
 @asynccontextmanager
 async def open_graph(settings: Settings, run_id: str) -> AsyncIterator[CodingGraph]:
-    """The coding graph with the run's own SQLite checkpointer, open for the body of the block."""
+    """The coding graph with the run's checkpointer (its SQLite file, or the shared database), open for the block."""
     run_dir = settings.run_root / checked_run_id(run_id)
     await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(run_dir / "checkpoints.sqlite")) as saver:
-        # WAL (set by the saver) with synchronous=NORMAL: every committed step survives the process dying, which
-        # is what resume needs; only a power cut can lose the last steps. FULL would fsync on every step.
-        await saver.conn.execute("PRAGMA synchronous=NORMAL")
+    async with open_saver(settings, run_id) as saver:
         yield await asyncio.to_thread(build_graph, settings, saver)  # builds HTTP clients: reads certificates
 
 
@@ -137,6 +139,8 @@ async def start_run(
 ) -> RunResult:
     """Check the input, then run the team on `task` in `repo` until the tests pass or the rounds run out."""
     run_id = new_run_id() if run_id is None else checked_run_id(run_id)
+    if (url := postgres_url(settings)) is not None:
+        await prepare_database(url)  # a bad URL or an unreachable database stops here, before anything is written
     checked = await preflight(settings, task, repo)
     settings = checked.settings
     repo_path = str(await asyncio.to_thread(repo.resolve))
@@ -146,10 +150,12 @@ async def start_run(
         "task": task,
         "repo": repo_path,
         "created": time.time(),
+        "host": this_host(),
+        "run_root": str(await asyncio.to_thread(settings.run_root.resolve)),
         "settings": _public_settings(settings),
         "tests": tests,
     }
-    await asyncio.to_thread(write_record, settings.run_root / run_id, record)
+    await save_record(settings, record)
     inputs = TeamInput(task=task, repo=repo_path, run_id=run_id)
     return await _drive(settings, run_id, inputs, on_event, tests=tests)
 
@@ -162,6 +168,8 @@ async def resume_run(
     A run paused for plan approval needs an `answer`: True, False, or {"plan": {...}} (see `nodes.approval`).
     """
     record = await asyncio.to_thread(read_record, settings, run_id)
+    if postgres_url(settings) is not None:
+        check_here(record, settings)  # its repository and worktrees are on one machine
     checked = await preflight(settings, record["task"], Path(record["repo"]), resolve_tests=False)
     asked = TeamInput(task=record["task"], repo=record["repo"], run_id=run_id)
     tests = record.get("tests") or checked.tests.describe()
@@ -183,7 +191,7 @@ async def _drive(
     """
     config = run_config(settings, run_id)
     stopped_by = None
-    async with _exclusive(settings.run_root / run_id), open_graph(settings, run_id) as graph:
+    async with _exclusive(settings, run_id), open_graph(settings, run_id) as graph:
         asked = resuming if resuming is not None else inputs
         if on_event is not None and isinstance(asked, dict):  # say first where the model's commands will run
             sandbox = await asyncio.to_thread(sandbox_policy, settings, Path(asked["repo"]))
@@ -227,11 +235,25 @@ async def _drive(
 
 
 @asynccontextmanager
-async def _exclusive(run_dir: Path) -> AsyncIterator[None]:
-    """Hold the run's lock file for the body: two processes driving one run would both write its worktrees.
+async def _exclusive(settings: Settings, run_id: str) -> AsyncIterator[None]:
+    """Hold the run's locks for the body: two processes driving one run would both write its worktrees.
 
-    An OS lock (flock), so a process that dies releases it; where there is no `fcntl` (Windows), no lock.
+    On a shared database, its advisory lock first (a driver on any machine is refused); then, always, the run
+    directory's lock file.
     """
+    url = postgres_url(settings)
+    if url is None:
+        async with _locked_file(settings.run_root / run_id):
+            yield
+        return
+    async with run_lock(url, run_id), _locked_file(settings.run_root / run_id):
+        yield
+
+
+@asynccontextmanager
+async def _locked_file(run_dir: Path) -> AsyncIterator[None]:
+    """Hold the run directory's lock file: an OS lock (flock), so a process that dies releases it; where there is no
+    `fcntl` (Windows), no lock."""
     if fcntl is None:
         yield
         return
@@ -250,4 +272,5 @@ async def _exclusive(run_dir: Path) -> AsyncIterator[None]:
 
 
 def _public_settings(settings: Settings) -> dict[str, Any]:
-    return json.loads(settings.model_dump_json(exclude={"endpoints": {"__all__": {"api_key"}}}))
+    # Neither the API keys nor the database URL (its password): a resumed run takes both from its own settings.
+    return json.loads(settings.model_dump_json(exclude={"endpoints": {"__all__": {"api_key"}}, "checkpoint_url": True}))

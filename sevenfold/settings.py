@@ -48,6 +48,31 @@ class EndpointSettings(BaseModel):
         description="The server runs `--scheduling-policy priority`: workers send a stable request priority (vLLM "
         "rejects a non-zero one otherwise).",
     )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Model servers behind this endpoint (a router such as vllm-router in front of them); `slots` is "
+        "per replica, so the endpoint holds replicas x slots requests in flight (docs/scale-out.md).",
+    )
+    session_header: str = Field(
+        "X-Session-ID",
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+        description="Header carrying the session key on every request, for a router's session affinity: "
+        "X-Session-ID for vllm-router, X-SMG-Routing-Key for SGLang's router, the name given to vLLM "
+        "production-stack's --session-key.",
+    )
+    session_scope: Literal["run", "worker", "none"] = Field(
+        "run",
+        description="The session key's value: run (the run id: a run's requests share one replica and its prefix "
+        "cache), worker (the run id and worker key: a run's workers spread over replicas; planner and reviewer "
+        "keep the run's value) or none (no header).",
+    )
+
+    @property
+    def total_slots(self) -> int:
+        """Requests in flight the whole endpoint holds: slots per replica x replicas (what its limiter counts)."""
+        return self.slots * self.replicas
 
     @field_validator("base_url")
     @classmethod
@@ -277,6 +302,11 @@ class Settings(BaseSettings):
         Path.home() / ".sevenfold" / "runs",
         description="Where run directories (checkpoints, reports, worktrees) go.",
     )
+    checkpoint_url: SecretStr | None = Field(
+        None,
+        description="A postgresql:// URL: checkpoints and run records go to that shared database (needs the "
+        "postgres extra) instead of a SQLite file per run. A secret: never printed with its password.",
+    )
 
     @model_validator(mode="after")
     def _roles_name_known_endpoints(self) -> Settings:
@@ -330,8 +360,9 @@ class Settings(BaseSettings):
         if not changes:
             return self
         try:
-            # model_dump() keeps the keys as SecretStr: never revealed, and changes without one keep it.
-            return type(self).model_validate(_merged(self.model_dump(), changes))
+            # model_dump() keeps the keys as SecretStr: never revealed, and changes without one keep it. Only what
+            # was set is dumped, so a setting left at its default still reads as not chosen (`model_fields_set`).
+            return type(self).model_validate(_merged(self.model_dump(exclude_unset=True), changes))
         except ValidationError as exc:
             raise SettingsError(_one_line(exc, None)) from None
 

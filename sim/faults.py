@@ -17,14 +17,13 @@ run is repeatable whatever the timing, and a retry gets a fresh draw.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from sevenfold.errors import SettingsError
+from sevenfold.sim.policies.base import request_digest
 
 KINDS = ("http5xx", "stall", "drop", "leak", "malformed", "length")
 
@@ -80,19 +79,6 @@ class FaultDraw:
         return out
 
 
-def _canonical(body: dict[str, Any]) -> str:
-    """The request as text, without the tool-call ids the server made up (they differ from run to run)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k not in ("id", "tool_call_id")}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return json.dumps(clean(body), sort_keys=True, ensure_ascii=False)
-
-
 class FaultInjector:
     """Decides, repeatably, which faults each request gets."""
 
@@ -105,7 +91,7 @@ class FaultInjector:
         """The faults for this request (the n-th occurrence of its content)."""
         if not self.specs:
             return FaultDraw()
-        digest = hashlib.blake2b(_canonical(body).encode(), digest_size=16).hexdigest()
+        digest = request_digest(body)
         occurrence = self._seen[digest]
         self._seen[digest] += 1
         rng = random.Random(f"{self.seed}:{digest}:{occurrence}")

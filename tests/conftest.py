@@ -18,6 +18,7 @@ from sevenfold.sim.runner import BackgroundSimulator, wait_until_serving
 from sevenfold.sim.runner import free_port as free_port_on_localhost
 from sevenfold.sim.server import SimConfig
 from tests.gitutil import git
+from tests.postgres import postgres_server, postgres_url  # noqa: F401  (fixtures; reads its variable first)
 
 # Tests must never see a user's real endpoint configuration.
 for _name in list(os.environ):

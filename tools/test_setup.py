@@ -151,13 +151,13 @@ async def resolve_test_setup(settings: Settings, repo: Path, commit: str, policy
         return replace(setup, notes=(*setup.notes, not_pytest))
     async with base_checkout(repo, commit) as tree:
         jail = policy.jail(tree, writable=False)
-        found = await collect(jail, setup.command, limits.test_timeout)
+        found = await collect(jail, setup.command, collect_timeout(limits.test_timeout))
         if found.ok:
             return _collected(setup, project, found)
         retry = None
         if _may_choose_src(settings, setup, project):
             src_setup = replace(setup, command=f"PYTHONPATH=src {setup.command}", chosen=SRC_CHOICE)
-            retry = await collect(jail, src_setup.command, limits.test_timeout)
+            retry = await collect(jail, src_setup.command, collect_timeout(limits.test_timeout))
             if retry.ok:
                 return _collected(src_setup, project, retry)
     raise SettingsError(_cannot_collect(setup, project, found, retry))
@@ -190,6 +190,15 @@ async def base_checkout(repo: Path, commit: str) -> AsyncIterator[Path]:
         await run_git("worktree", "remove", "--force", str(tree), cwd=repo, check=False)
         await asyncio.to_thread(shutil.rmtree, folder, True)
         await run_git("worktree", "prune", cwd=repo, check=False)
+
+
+COLLECT_TIMEOUT_MIN_S = 60.0
+"""The shortest time collection gets: a test timeout of a few seconds is about running tests, not importing them."""
+
+
+def collect_timeout(test_timeout: float) -> float:
+    """How long the preflight's collection may take: the test timeout, but never under `COLLECT_TIMEOUT_MIN_S`."""
+    return max(test_timeout, COLLECT_TIMEOUT_MIN_S)
 
 
 async def collect(jail: Jail, command: str, timeout_s: float) -> Collection:

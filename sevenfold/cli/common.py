@@ -31,6 +31,15 @@ EventsOption = Annotated[
     bool, typer.Option("--events", help="Print every progress event as one JSON line on stdout (for scripts).")
 ]
 QuietOption = Annotated[bool, typer.Option(help="No live view.")]
+CheckpointUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint-url",
+        help="A shared PostgreSQL database for checkpoints and run records, postgresql://USER@HOST:PORT/DB (also "
+        "SEVENFOLD_CHECKPOINT_URL; needs sevenfold[postgres]). Default: a SQLite file per run.",
+        show_default=False,
+    ),
+]
 
 
 def settings_from_flags(config: Path | None, **flags: Any) -> Settings:

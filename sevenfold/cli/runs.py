@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
-from sevenfold.cli.common import ConfigOption, EventsOption, QuietOption, SandboxOption, settings_from_flags
+from sevenfold.cli.common import (
+    CheckpointUrlOption,
+    ConfigOption,
+    EventsOption,
+    QuietOption,
+    SandboxOption,
+    settings_from_flags,
+)
 from sevenfold.cli.run_output import exit_with_result, run_with_progress
 from sevenfold.errors import SevenfoldError
 from sevenfold.records import list_runs, run_status
@@ -59,6 +66,7 @@ def run(
         ),
     ] = None,
     config: ConfigOption = None,
+    checkpoint_url: CheckpointUrlOption = None,
     sandbox: SandboxOption = None,
     quiet: QuietOption = False,
     events: EventsOption = False,
@@ -83,6 +91,7 @@ def run(
         approve_plan=True if approve_plan else None,
         sandbox=sandbox_settings or None,
         tools={"test_command": test_command} if test_command is not None else None,
+        checkpoint_url=checkpoint_url,
     )
     exit_with_result(
         run_with_progress(settings, quiet, lambda on_event: start_run(settings, text, repo, run_id, on_event), events),
@@ -98,6 +107,7 @@ def resume(
         Path | None, typer.Option("--plan", help='Run this plan instead (JSON: {"plan": {...}} or the plan itself).')
     ] = None,
     config: ConfigOption = None,
+    checkpoint_url: CheckpointUrlOption = None,
     quiet: QuietOption = False,
     events: EventsOption = False,
 ) -> None:
@@ -105,7 +115,7 @@ def resume(
     from sevenfold.runs import resume_run, run_settings
 
     answer = approval_answer(approve, reject, plan)
-    settings = run_settings(settings_from_flags(config), run_id)
+    settings = run_settings(settings_from_flags(config, checkpoint_url=checkpoint_url), run_id)
     exit_with_result(
         run_with_progress(settings, quiet, lambda on_event: resume_run(settings, run_id, on_event, answer), events),
         events,
@@ -115,22 +125,31 @@ def resume(
 def status(
     run_id: Annotated[str | None, typer.Argument(help="A run id; without one, list the runs.")] = None,
     config: ConfigOption = None,
+    checkpoint_url: CheckpointUrlOption = None,
 ) -> None:
-    """List runs (newest first), or show where one stands."""
-    settings = settings_from_flags(config)
+    """List runs (newest first), or show where one stands. With --checkpoint-url: every run in that database,
+    whichever machine started it, with the machine and repository it belongs to."""
+    from sevenfold.checkpoints import postgres_url, redacted
+
+    settings = settings_from_flags(config, checkpoint_url=checkpoint_url)
+    shared = postgres_url(settings)
     if run_id is None:
         runs = list_runs(settings)
         if not runs:
-            print(f"no runs in {settings.run_root}")
+            print(f"no runs in {settings.run_root if shared is None else redacted(shared)}")
         for record in runs:
             started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(record.get("created") or 0)))
             task = " ".join(str(record.get("task", "")).split())
             label = str(record["status"]).replace("_", " ")
-            print(f"{record['run_id']}  {label:<17}  {started}  {record.get('repo', '')}  {task[:60]}")
+            where = f"{record.get('host', '?')}:{record.get('repo', '')}" if shared else record.get("repo", "")
+            rounds = f"round {record['round'] or '-'}  " if shared else ""
+            print(f"{record['run_id']}  {label:<17}  {rounds}{started}  {where}  {task[:60]}")
         return
     info = asyncio.run(run_status(settings, run_id))
     label = str(info["status"]).replace("_", " ")
     print(f"run {run_id}: {label} (round {info['round']}, next: {', '.join(info['next']) or 'nothing'})")
+    if shared:
+        print(f"  on {info.get('host', '?')}: {info.get('repo', '')} (run directory {info.get('run_root', '?')})")
     for report in info["reports"]:
         print(
             f"  round {report['round']} {report['subtask_id']}: {report['status']} ({len(report['files_changed'])} files)"

@@ -29,8 +29,15 @@ from sevenfold.serving.capacity import (
     load_model_config,
     plan_capacity,
 )
-from sevenfold.serving.hardware import GIB, detect_gpus, find_gpu
+from sevenfold.serving.hardware import GIB, Gpu, detect_gpus, find_gpu
 from sevenfold.serving.launch import build_serve_command
+from sevenfold.serving.router import (
+    ROUTER_PROMETHEUS_PORT,
+    deployment_script,
+    replica_gpus,
+    replicas_of,
+    router_command,
+)
 
 
 def capacity(
@@ -49,9 +56,13 @@ def capacity(
     weights_gib: Annotated[
         float | None, typer.Option(help="Size of the weights in GiB, instead of the built-in or estimated one.")
     ] = None,
+    replicas: Annotated[
+        int, typer.Option(help="vLLM replicas behind a router, each on COUNT GPUs; the plan is per replica.", min=1)
+    ] = 1,
 ) -> None:
     """What fits: weights, KV cache per token, tokens that fit, longest context per slot, most slots.
 
+    With --replicas, the plan is one replica's (COUNT GPUs, SLOTS sequences) and the totals are the router's.
     Exits 0 when SLOTS x CONTEXT fits, 1 when it does not (the verdict says what does).
     """
     if kv_cache_dtype not in ("auto", "fp8"):
@@ -90,6 +101,14 @@ def capacity(
         (f"longest context at {slots} slots", f"{plan.max_context_per_slot:,}"),
         (f"most slots at {context:,} tokens", f"{plan.max_slots_at_context}"),
     ]
+    if replicas > 1:
+        rows += [
+            ("replicas", f"{replicas} x {count} GPU(s) = {replicas * count} GPUs, each replica as above"),
+            (
+                "slots behind the router",
+                f"{replicas} x {slots} = {replicas * slots} (settings: slots = {slots}, replicas = {replicas})",
+            ),
+        ]
     for name, value in rows:
         print(f"{name:>32}  {value}")
     print(f"verdict: {plan.verdict()}")
@@ -110,20 +129,42 @@ def serve(
     kv_cache_dtype: Annotated[str | None, typer.Option(help="auto or fp8 (default: fp8 only if needed).")] = None,
     gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM's --gpu-memory-utilization.")] = 0.92,
     host: Annotated[str, typer.Option(help="Address vLLM listens on.")] = "0.0.0.0",
-    port: Annotated[int, typer.Option(help="Port vLLM listens on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port vLLM (or, with --replicas, the router) listens on.")] = 8000,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command instead of running it.")] = False,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            help="vLLM servers behind vllm-router, each on COUNT GPUs (default COUNT: detected / replicas).", min=1
+        ),
+    ] = 1,
+    router_policy: Annotated[
+        str, typer.Option(help="vllm-router's --policy: consistent_hash (with sevenfold's session header), ...")
+    ] = "consistent_hash",
+    replica_port: Annotated[
+        int | None, typer.Option(help="Port of the first replica; the others follow (default: --port + 1).")
+    ] = None,
+    router_prometheus_port: Annotated[int, typer.Option(help="vllm-router's metrics port.")] = ROUTER_PROMETHEUS_PORT,
 ) -> None:
-    """Start vLLM for Qwen3-Coder, tuned for a team of agents on this hardware (each flag with its reason)."""
+    """Start vLLM for Qwen3-Coder, tuned for a team of agents on this hardware (each flag with its reason).
+
+    With --replicas N: N vLLM servers (one per GPU or tensor-parallel group of COUNT GPUs, SLOTS sequences each)
+    behind vllm-router on --port, as a shell script (run by `sh` unless --dry-run).
+    """
     if kv_cache_dtype not in (None, "auto", "fp8"):
         raise SevenfoldError(f"--kv-cache-dtype must be auto or fp8 (got {kv_cache_dtype!r})")
+    found: int | None = None
     if gpu == "auto":
         card, found = detect_gpus()
-        if count is not None and count > found:
+        if count is not None and count > found and replicas == 1:  # with replicas, replica_gpus says
             raise SevenfoldError(f"--count {count}, but nvidia-smi lists {found} {card.name} GPU(s)")
-        count = count or found
+        count = count or max(found // replicas, 1)
     else:
         card = find_gpu(gpu)
     dtype: KvDtype | None = None if kv_cache_dtype is None else "fp8" if kv_cache_dtype == "fp8" else "auto"
+    if replicas > 1:
+        _serve_replicas(card, count or 1, found, replicas, slots, context, weights, dtype, gpu_memory_utilization,
+                        host, port, replica_port or port + 1, router_policy, router_prometheus_port, dry_run)  # fmt: skip
+        return
     command = build_serve_command(card, count or 1, slots, context, weights, dtype, gpu_memory_utilization, host, port)
     print(f"{'checkpoint ' + command.checkpoint:<56}  # {command.checkpoint_reason}")
     for flag in command.flags:
@@ -136,6 +177,53 @@ def serve(
         raise SevenfoldError("vllm is not installed here: `pip install vllm` on the GPU machine, or use --dry-run")
     sys.stdout.flush()
     os.execv(vllm, command.argv())
+
+
+def _serve_replicas(
+    card: Gpu,
+    count: int,
+    found: int | None,
+    replicas: int,
+    slots: int,
+    context: int,
+    weights: str | None,
+    dtype: KvDtype | None,
+    gpu_memory_utilization: float,
+    host: str,
+    port: int,
+    replica_port: int,
+    policy: str,
+    prometheus_port: int,
+    dry_run: bool,
+) -> None:
+    """Print (and unless `dry_run`, run with sh) the script that starts the replicas and the router."""
+    ids = replica_gpus(replicas, count, found)
+    if len({port, prometheus_port, *range(replica_port, replica_port + replicas)}) != replicas + 2:
+        last = replica_port + replicas - 1
+        raise SevenfoldError(
+            f"--port {port}, --router-prometheus-port {prometheus_port} and the replicas' ports "
+            f"{replica_port}-{last} must all differ"
+        )
+    command = build_serve_command(card, count, slots, context, weights, dtype, gpu_memory_utilization, "127.0.0.1")
+    deployed = replicas_of([command] * replicas, ids, "127.0.0.1", replica_port)
+    router = router_command([r.url for r in deployed], host, port, policy, prometheus_port)
+    script = deployment_script(deployed, router)
+    where = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
+    script += (
+        f"# sevenfold: base_url = http://{where}:{port}/v1, slots = {slots}, replicas = {replicas} "
+        f"(endpoints.NAME in the config file)\n"
+    )
+    print(script, end="")
+    if dry_run:
+        return
+    missing = [name for name in ("vllm", "vllm-router") if shutil.which(name) is None]
+    if missing:
+        raise SevenfoldError(
+            f"{' and '.join(missing)} not installed here: `pip install vllm vllm-router` on the GPU machine, "
+            "or use --dry-run"
+        )
+    sys.stdout.flush()
+    os.execv("/bin/sh", ["sh", "-c", script])
 
 
 def bench(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -100,3 +102,18 @@ class Policy(Protocol):
     def reply(self, request: ChatRequest) -> Reply:
         """The reply to one request. Must be quick: it runs on the server's event loop."""
         ...
+
+
+def request_digest(value: Any) -> str:
+    """A digest of a request (or part of one) that ignores the tool-call ids a server makes up (they differ from
+    run to run): the same conversation gets the same digest, so draws keyed by it repeat."""
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {k: clean(v) for k, v in item.items() if k not in ("id", "tool_call_id")}
+        if isinstance(item, list):
+            return [clean(v) for v in item]
+        return item
+
+    text = json.dumps(clean(value), sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

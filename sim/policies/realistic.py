@@ -27,16 +27,14 @@ seed, the worker and the turn: the same requests give the same replies.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from sevenfold.qwen3_coder import render_tool_call_xml
-from sevenfold.sim.policies.base import ChatRequest, MalformedShape, Reply, ToolCallSpec
+from sevenfold.sim.policies.base import ChatRequest, MalformedShape, Reply, ToolCallSpec, request_digest
 from sevenfold.sim.policies.realistic_profile import FIXTURE_CHARS, RealisticProfile
 from sevenfold.sim.tokens import count_tokens
 
@@ -96,18 +94,6 @@ class _Worker:
     seen: dict[str, int] = field(default_factory=dict)
 
 
-def _fingerprint(messages: list[dict[str, Any]]) -> str:
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k not in ("id", "tool_call_id")}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    text = json.dumps(clean(messages), sort_keys=True, ensure_ascii=False)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
 def _choice(rng: random.Random, weights: dict[str, float]) -> str:
     names = [name for name, weight in weights.items() if weight > 0]
     return rng.choices(names, [weights[name] for name in names])[0]
@@ -135,7 +121,7 @@ class RealisticPolicy:
         return self._work(request)
 
     def _summary(self, request: ChatRequest) -> Reply:
-        tokens = self.profile.summary_tokens.draw(self._rng("summary", _fingerprint(request.messages)))
+        tokens = self.profile.summary_tokens.draw(self._rng("summary", request_digest(request.messages)))
         head = "Summary of the work so far:"
         return Reply(content=f"{head} {filler(tokens - count_tokens(head) - 1)}")
 
@@ -162,7 +148,7 @@ class RealisticPolicy:
         )
 
     def _note(self, request: ChatRequest) -> Reply:
-        rng = self._rng("note", _fingerprint(request.messages))
+        rng = self._rng("note", request_digest(request.messages))
         head = "Reviewed: the simulated files merge cleanly and each module runs."
         tokens = self.profile.review_tokens.draw(rng)
         reasoning = "Check that every subtask's file is there." if request.enable_thinking else ""
@@ -190,11 +176,11 @@ class RealisticPolicy:
         with self._lock:
             if key:  # one turn per distinct request from this worker, whatever its transcript now holds
                 worker = self._worker(key, request)
-                turn = worker.seen.setdefault(_fingerprint(request.messages), worker.first_turn + len(worker.seen))
+                turn = worker.seen.setdefault(request_digest(request.messages), worker.first_turn + len(worker.seen))
             else:
                 text = "\n".join(request.text(m) for m in request.messages if m.get("role") == "user")
                 found = _SUBTASK.search(text)
-                key = f"transcript:{found.group(1) if found else _fingerprint(request.messages[:2])}"
+                key = f"transcript:{found.group(1) if found else request_digest(request.messages[:2])}"
                 worker = self._worker(key, request)
                 turn = sum(1 for m in request.messages if m.get("role") == "assistant")
         return self._turn(request, key, worker, turn)

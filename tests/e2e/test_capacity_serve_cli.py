@@ -71,3 +71,56 @@ def test_serve_auto_uses_the_gpus_nvidia_smi_lists(
     assert "--tensor-parallel-size 2" in command and "--kv-cache-dtype" not in command
     too_many = _run(sevenfold_cli("serve", "--gpu", "auto", "--count", "4", "--dry-run"), env=env)
     assert too_many.returncode == 2 and "--count 4, but nvidia-smi lists 2 a100-80" in too_many.stderr
+
+
+def test_serve_replicas_prints_one_vllm_per_gpu_and_the_router(
+    sevenfold_cli: Callable[..., list[str]], tmp_path: Path
+) -> None:
+    result = _run(sevenfold_cli("serve", "--gpu", "h100", "--replicas", "3", "--slots", "8", "--dry-run"))
+    assert result.returncode == 0, result.stderr
+    script = result.stdout
+    assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0  # a script `sh` can run
+    commands = [line for line in script.splitlines() if not line.startswith("#")]
+    replicas = [line for line in commands if " vllm serve " in line]
+    assert [line.split(" ", 1)[0] for line in replicas] == [f"CUDA_VISIBLE_DEVICES={i}" for i in range(3)]
+    ports = [line.split("--port ")[1].split()[0] for line in replicas]
+    assert len(set(ports)) == 3 and "8000" not in ports
+    assert all("--max-num-seqs 10" in line and line.endswith(" &") for line in replicas)
+    router = next(line for line in commands if line.startswith("vllm-router "))
+    assert f"--worker-urls {' '.join(f'http://127.0.0.1:{p}' for p in ports)} " in router
+    assert "--policy consistent_hash" in router and "--port 8000" in router and "--prometheus-port 29000" in router
+    # Every flag comes with its reason, and the settings to use say slots per replica.
+    assert "#   --policy consistent_hash: sevenfold sends each run's id in X-Session-ID" in script
+    assert "#   --cb-failure-threshold 3: a dead replica leaves" in script
+    assert "slots = 8, replicas = 3" in script
+
+
+def test_serve_replicas_of_tensor_parallel_groups_from_nvidia_smi(
+    sevenfold_cli: Callable[..., list[str]], run_env: dict[str, str], tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nfor i in 0 1 2 3; do echo 'NVIDIA A100-SXM4-80GB, 81920'; done\n")
+    fake.chmod(0o755)
+    env = {**run_env, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    result = _run(sevenfold_cli("serve", "--replicas", "2", "--dry-run", "--router-policy", "round_robin"), env=env)
+    assert result.returncode == 0, result.stderr
+    replicas = [line for line in result.stdout.splitlines() if " vllm serve " in line]
+    assert [line.split(" ", 1)[0] for line in replicas] == ["CUDA_VISIBLE_DEVICES=0,1", "CUDA_VISIBLE_DEVICES=2,3"]
+    assert all("--tensor-parallel-size 2" in line for line in replicas)
+    assert "--policy round_robin" in result.stdout
+    too_many = _run(sevenfold_cli("serve", "--replicas", "3", "--count", "2", "--dry-run"), env=env)
+    assert (
+        too_many.returncode == 2 and "--replicas 3 x --count 2 needs 6 GPUs, but nvidia-smi lists 4" in too_many.stderr
+    )
+    clash = _run(sevenfold_cli("serve", "--gpu", "h100", "--replicas", "2", "--replica-port", "7999", "--dry-run"))
+    assert clash.returncode == 2 and "must all differ" in clash.stderr
+
+
+def test_capacity_per_replica_and_the_routers_total(sevenfold_cli: Callable[..., list[str]]) -> None:
+    result = _run(sevenfold_cli("capacity", "--gpu", "h100", "--replicas", "3", "--slots", "8"))
+    assert result.returncode == 0, result.stderr
+    assert "3 x 1 GPU(s) = 3 GPUs" in result.stdout
+    assert "3 x 8 = 24 (settings: slots = 8, replicas = 3)" in result.stdout
+    assert "verdict: fits: 8 slots x 32,768 tokens" in result.stdout  # the verdict is one replica's

@@ -1,5 +1,9 @@
 """SIGKILL a run at each stage and at seeded random events; `sevenfold resume` must finish it with nothing lost.
 
+The kills at each stage and the second driver run on both checkpoint stores: SQLite (a file per run) and a shared
+PostgreSQL database (`--checkpoint-url`, here through `SEVENFOLD_CHECKPOINT_URL`); random kills run three seeds on
+SQLite and one on PostgreSQL (the stage kills already cover every stage there).
+
 Every kill is driven by an event of the run's own `--events` stream, never by a delay, and each case asserts the
 stage the run was in when it died (from every event it emitted, read to the end after the kill). Every case is then
 checked the same way: the result branch's tree equals an uninterrupted run's, no worker whose
@@ -98,10 +102,35 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("crash-runs")
 
 
-def _env(runs: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class Store:
+    """Where a test's runs keep their checkpoints and records: a run root and a PostgreSQL URL (None: SQLite)."""
+
+    root: Path
+    url: str | None = None
+
+    def env(self) -> dict[str, str]:
+        return _env(self.root, self.url)
+
+
+@pytest.fixture(scope="module")
+def store(request: pytest.FixtureRequest, runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The checkpoint store of a test parametrized with `store` ("sqlite" unless it says "postgres")."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield Store(runs)
+        return
+    server = request.getfixturevalue("postgres_server")
+    with server.fresh_database() as url:
+        yield Store(tmp_path_factory.mktemp("crash-postgres") / "runs", url)  # its repositories beside it
+
+
+def _env(runs: Path, checkpoint_url: str | None = None) -> dict[str, str]:
     import os
 
-    return {**os.environ, "SEVENFOLD_RUN_ROOT": str(runs), "COLUMNS": "200"}
+    env = {**os.environ, "SEVENFOLD_RUN_ROOT": str(runs), "COLUMNS": "200"}
+    if checkpoint_url is not None:
+        env["SEVENFOLD_CHECKPOINT_URL"] = checkpoint_url
+    return env
 
 
 def _repo(runs: Path, name: str) -> Path:
@@ -110,18 +139,18 @@ def _repo(runs: Path, name: str) -> Path:
     return make_example_repo(parent)
 
 
-def _start(runs: Path, repo: Path, sim: DemoSim, run_id: str, sandbox: str = "auto") -> subprocess.Popen[str]:
+def _start(store: Store, repo: Path, sim: DemoSim, run_id: str, sandbox: str = "auto") -> subprocess.Popen[str]:
     """`sevenfold run --events`: progress as JSON lines on stdout, which must be read (see `_events`)."""
     argv = [*CLI, "run", TASK, "--repo", str(repo), "--base-url", sim.base_url, "--run-id", run_id, "--events"]
     argv += ["--sandbox", sandbox]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(runs))
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=store.env())
 
 
 @pytest.fixture(scope="module")
 def reference(runs: Path, demo_sim: DemoSim) -> Reference:
     """An uninterrupted run: its result tree and the events it emitted."""
     repo = _repo(runs, "reference")
-    process = _start(runs, repo, demo_sim, "reference")
+    process = _start(Store(runs), repo, demo_sim, "reference")
     kinds = list(_kinds(_events(process)))
     assert process.wait(timeout=600) == 0
     return Reference(git(repo, "rev-parse", "sevenfold/reference/result^{tree}"), kinds)
@@ -139,10 +168,11 @@ def _kinds(events: Iterator[dict[str, Any]]) -> Iterator[str]:
     return (e["event"] for e in events if e["event"] != "heartbeat")
 
 
-def _checkpointed_workers(runs: Path, run_id: str) -> set[str]:
+def _checkpointed_workers(store: Store, run_id: str) -> set[str]:
     """The workers whose report is in the run's checkpoint (by worker key: subtask, round, attempt)."""
+    settings = load_settings(run_root=store.root, checkpoint_url=store.url)
     try:
-        reports = asyncio.run(run_status(load_settings(run_root=runs), run_id))["reports"]
+        reports = asyncio.run(run_status(settings, run_id))["reports"]
     except Exception:  # the run has not written its first checkpoint yet
         return set()
     return {worker_key(r["subtask_id"], r["round"], r["attempt"]) for r in reports}
@@ -176,7 +206,7 @@ def _kill_at_count(process: subprocess.Popen[str], count: int) -> str:
 
 
 def _crash_and_resume(
-    runs: Path,
+    store: Store,
     sim: DemoSim,
     reference: Reference,
     run_id: str,
@@ -185,17 +215,17 @@ def _crash_and_resume(
     leftovers: Leftovers,
 ) -> None:
     """Start a run, `kill` it (which returns the stage it died in, expected: `stage`), resume it, check the result."""
-    repo = _repo(runs, run_id)
+    repo = _repo(store.root, run_id)
     user_head = git(repo, "rev-parse", "HEAD")
-    process = _start(runs, repo, sim, run_id)
+    process = _start(store, repo, sim, run_id)
     died_in = kill(process)
     assert process.returncode == -signal.SIGKILL, f"the run ended by itself ({process.returncode}) before the kill"
     assert died_in == stage, f"meant to kill the run in {stage}, but it died in {died_in}"
-    checkpointed = _checkpointed_workers(runs, run_id)
+    checkpointed = _checkpointed_workers(store, run_id)
     before_resume = len(sim.records())
 
     resumed = subprocess.run(
-        [*CLI, "resume", run_id, "--quiet"], capture_output=True, text=True, env=_env(runs), timeout=600
+        [*CLI, "resume", run_id, "--quiet"], capture_output=True, text=True, env=store.env(), timeout=600
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     asked_again = {
@@ -207,12 +237,13 @@ def _crash_and_resume(
     assert sorted(str(p) for p in (repo / ".git").rglob("*.lock")) == []
     assert len(git(repo, "worktree", "list").splitlines()) == 1
     assert git(repo, "worktree", "prune", "--dry-run", "--verbose") == ""
-    assert leftovers(runs / run_id) == []
+    assert leftovers(store.root / run_id) == []
     # The user's checkout is as it was.
     assert git(repo, "rev-parse", "HEAD") == user_head
     assert git(repo, "branch", "--show-current") == "main" and git(repo, "status", "--porcelain") == ""
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
 @pytest.mark.parametrize(
     ("stage", "event"),
     [
@@ -224,26 +255,28 @@ def _crash_and_resume(
     ],
 )
 def test_a_run_killed_at_each_stage_resumes_to_the_same_result(
-    runs: Path, demo_sim: DemoSim, reference: Reference, leftovers: Leftovers, stage: str, event: str
+    store: Store, demo_sim: DemoSim, reference: Reference, leftovers: Leftovers, stage: str, event: str
 ) -> None:
     run_id = f"kill-{stage}"
     occurrence = 1
     if event == "worker_finished":  # all of round 1's workers but one have finished: the last is mid-turn
         occurrence = max(1, reference.kinds[: reference.kinds.index("merging")].count("worker_finished") - 1)
     kill = lambda p: _kill_at_event(p, event, occurrence)  # noqa: E731
-    _crash_and_resume(runs, demo_sim, reference, run_id, kill, stage, leftovers)
+    _crash_and_resume(store, demo_sim, reference, run_id, kill, stage, leftovers)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("store", "seed"), [("sqlite", 1), ("sqlite", 2), ("sqlite", 3), ("postgres", 1)], indirect=["store"]
+)
 def test_a_run_killed_at_a_random_event_resumes_to_the_same_result(
-    runs: Path, demo_sim: DemoSim, reference: Reference, leftovers: Leftovers, seed: int
+    store: Store, demo_sim: DemoSim, reference: Reference, leftovers: Leftovers, seed: int
 ) -> None:
     # Somewhere in the first 85% of the run's events: the run is still going. The run emits the same events in the
     # same stages as the reference (only workers' events interleave differently), so it dies in the reference's stage.
     count = random.Random(seed).randint(1, int(0.85 * len(reference.kinds)))
     stage = stage_of(reference.kinds[:count])
     kill = lambda p: _kill_at_count(p, count)  # noqa: E731
-    _crash_and_resume(runs, demo_sim, reference, f"kill-random-{seed}", kill, stage, leftovers)
+    _crash_and_resume(store, demo_sim, reference, f"kill-random-{seed}", kill, stage, leftovers)
 
 
 def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
@@ -254,11 +287,11 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
     server = _start_demo_sim(port, sim.log)
     try:
         repo = _repo(runs, "server-down")
-        process = _start(runs, repo, sim, "server-down")
+        process = _start(Store(runs), repo, sim, "server-down")
         for seen in _events(process):
             if seen["event"] == "worker_finished":
                 break
-        wait_until(lambda: _checkpointed_workers(runs, "server-down"), "a worker's report to be checkpointed")
+        wait_until(lambda: _checkpointed_workers(Store(runs), "server-down"), "a worker's report to be checkpointed")
         server.kill()  # the server dies with worker requests in flight
         server.wait(timeout=10)
         remaining = [json.loads(line) for line in process.stdout or []]  # with --events, every line is JSON
@@ -267,7 +300,7 @@ def test_a_server_going_down_mid_run_stops_it_cleanly_and_it_resumes_when_back(
         ended = remaining[-1]
         assert (ended["event"], ended["run_id"], ended["status"]) == ("run_finished", "server-down", "incomplete")
         assert ended["stopped_by"].startswith("the model server stopped accepting")
-        checkpointed = _checkpointed_workers(runs, "server-down")
+        checkpointed = _checkpointed_workers(Store(runs), "server-down")
         assert checkpointed
 
         # Resuming while the server is still down is refused with one line, and changes nothing.
@@ -348,7 +381,7 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
         wait_until_serving(port, server)
         sim = DemoSim(f"http://127.0.0.1:{port}/v1", tmp_path / "unused.jsonl")
         run_id = f"mid-step-{sandbox}"
-        process = _start(runs, repo, sim, run_id, sandbox)
+        process = _start(Store(runs), repo, sim, run_id, sandbox)
         seen = []
         for event in _events(process):
             seen.append(event["event"])
@@ -389,13 +422,14 @@ def test_a_step_cut_short_is_undone_before_it_runs_again(
         server.wait(timeout=10)
 
 
-def test_a_run_being_driven_cannot_be_resumed_by_a_second_process(runs: Path, demo_sim: DemoSim) -> None:
-    repo = _repo(runs, "driven")
-    process = _start(runs, repo, demo_sim, "driven")
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_a_run_being_driven_cannot_be_resumed_by_a_second_process(store: Store, demo_sim: DemoSim) -> None:
+    repo = _repo(store.root, "driven")
+    process = _start(store, repo, demo_sim, "driven")
     events = _events(process)
     next(e for e in events if e["event"] == "worker_started")  # the run is in its fan-out, commands may run
     second = subprocess.run(
-        [*CLI, "resume", "driven", "--quiet"], capture_output=True, text=True, env=_env(runs), timeout=120
+        [*CLI, "resume", "driven", "--quiet"], capture_output=True, text=True, env=store.env(), timeout=120
     )
     assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
     assert "run driven is being driven by another process" in second.stderr

@@ -109,3 +109,21 @@ async def test_a_context_length_400_is_recovered_by_one_compaction_and_a_retry(
     for index in refused:  # each refusal: a summary request, then the same turn again, accepted
         assert requests[index + 1]["hints"].get("purpose") == "summary"
         assert requests[index + 2].get("status", 200) == 200
+
+
+async def test_with_context_management_off_the_same_worker_overflows_as_before(
+    start_sim: Callable[..., BackgroundSimulator],
+    settings_for: Callable[..., Settings],
+    make_repo: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    # `context.manage = false` sends whole transcripts: the server's 400 ends the worker, nothing is compacted.
+    _, settings = _run_long_worker(start_sim, settings_for, tmp_path, manage=False)
+    repo = make_repo({"tests/test_ok.py": "def test_ok():\n    assert True\n"})
+    result = await start_run(settings, "Do the simulated work.", repo, run_id="naive")
+    report = json.loads(Path(str(result.report_path)).with_suffix(".json").read_text())
+    (worker,) = report["workers"]
+    assert worker["status"] == "failed" and worker["compactions"] == 0
+    assert any("ContextTooLongError" in error for error in worker["errors"]), worker["errors"]
+    requests = _worker_requests(tmp_path / "sim.jsonl")
+    assert requests[-1].get("status") == 400 and not any(r["hints"].get("purpose") == "summary" for r in requests)

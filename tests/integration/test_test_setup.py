@@ -114,3 +114,11 @@ async def test_a_config_file_behind_a_link_is_not_read(make_repo: Callable[..., 
     git(repo, "commit", "-qm", "a pyproject.toml that is a link")
     setup: Any = await _resolve(repo, load_settings())
     assert setup.command == "python -m pytest" and setup.from_repository == () and setup.collected == 1
+
+
+async def test_a_short_test_timeout_does_not_cut_collection_short(make_repo: Callable[..., Path]) -> None:
+    # The test timeout bounds running tests; collecting a project whose import takes longer still succeeds.
+    slow_import = "import time\n\ntime.sleep(2)\n"
+    repo = make_repo({"tests/conftest.py": slow_import, "tests/test_ok.py": "def test_ok():\n    pass\n"})
+    setup = await _resolve(repo, load_settings(tools={"test_timeout": 1}))
+    assert setup.collected == 1

@@ -117,3 +117,11 @@ def test_a_bad_override_is_one_line_naming_the_field(changes: dict[str, object],
     with pytest.raises(SettingsError) as caught:
         load_settings().with_overrides(**changes)  # type: ignore[arg-type]
     assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_overrides_leave_what_was_not_chosen_unchosen() -> None:
+    # The test setup chooses `PYTHONPATH=src` only when nobody chose a test command: an override must not choose one.
+    settings = load_settings().with_overrides(slots=3, max_rounds=2)
+    assert "test_command" not in settings.tools.model_fields_set
+    chosen = settings.with_overrides(tools={"test_command": "tox"})
+    assert "test_command" in chosen.tools.model_fields_set and chosen.endpoints["default"].slots == 3
