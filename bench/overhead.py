@@ -81,7 +81,7 @@ def checkpoint_sizes(path: Path) -> list[int]:
     return [int(size) for _, size in rows]
 
 
-async def measure(turns: int) -> dict[str, float | int]:
+async def measure(turns: int) -> dict[str, Any]:
     """Run one worker for `turns` turns; the overhead and checkpoint figures."""
     workload = Workload(subtasks=1, turns=turns, words=20, tool_s=0.0, time_scale=1.0)
     clock = ModelCallClock()
@@ -122,6 +122,11 @@ async def measure(turns: int) -> dict[str, float | int]:
         "checkpoint_bytes_mean": round(statistics.mean(sizes)),
         "checkpoint_bytes_first10_mean": round(statistics.mean(sizes[:10])),
         "checkpoint_bytes_last10_mean": round(statistics.mean(sizes[-10:])),
+        # The step's own writes, without the transcript snapshot a DeltaChannel makes every `snapshot_frequency`
+        # updates (a mean over ten steps is dominated by one snapshot when it falls among them).
+        "checkpoint_bytes_first10_median": round(statistics.median(sizes[:10])),
+        "checkpoint_bytes_last10_median": round(statistics.median(sizes[-10:])),
+        "snapshot_checkpoints_bytes": [size for size in sizes if size > 10 * statistics.median(sizes)],
         "checkpoint_bytes_total": sum(sizes),
     }
 

@@ -186,15 +186,16 @@ class SevenfoldChatOpenAI(ChatOpenAI):
     def _message_dict(self, message: BaseMessage) -> dict[str, Any]:
         """A message as the request carries it, converted once: a transcript is append-only, so every turn
         would otherwise convert all its earlier messages again (~17 us per AI message, on the event loop)."""
-        cached = self._converted.get(message.id or "") if message.id else None
+        kept = self._converted  # a private attribute: read once (pydantic's lookup costs a microsecond a time)
+        cached = kept.get(message.id) if message.id else None
         if cached is not None and cached[0] is message:
-            self._converted.move_to_end(message.id or "")
+            kept.move_to_end(message.id or "")
             return cached[1]
         converted = super()._get_request_payload([message])["messages"][0]
         if message.id:
-            self._converted[message.id] = (message, converted)
-            if len(self._converted) > _CONVERTED_KEPT:
-                self._converted.popitem(last=False)
+            kept[message.id] = (message, converted)
+            if len(kept) > _CONVERTED_KEPT:
+                kept.popitem(last=False)
         return converted
 
     def _count_usage(self, message: BaseMessage) -> None:

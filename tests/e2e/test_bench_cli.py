@@ -66,6 +66,7 @@ def test_bench_prints_a_table_and_writes_json_and_a_png(
             "or less",
         ),
         ("instant", "runs profile instant, which models no time between tokens"),
+        ("backend", "--backend must be chat or completions (got 'grpc')"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -85,6 +86,8 @@ def test_bad_input_is_one_line_and_exit_2(
     args = ["--base-url", base_url, "--concurrency", concurrency, "--num-prompts", "1"]
     if case == "model":
         args += ["--model", "no/such-model"]
+    if case == "backend":
+        args += ["--backend", "grpc"]
     result = subprocess.run(sevenfold_cli("bench", *args), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

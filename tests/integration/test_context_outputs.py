@@ -111,5 +111,6 @@ def test_another_workers_outputs_are_out_of_reach(worktree: Path) -> None:
         files.view_file(worktree, LIMITS, reference)
 
 
-def test_a_worktree_file_named_like_a_reference_is_still_a_file(worktree: Path) -> None:
+def test_a_path_without_the_reference_prefix_still_reads_the_worktree(worktree: Path) -> None:
+    _reference(worktree)
     assert files.view_file(worktree, LIMITS, "app.py") == "1\tx = 1"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sevenfold.serving.bench import run_bench
 from sevenfold.serving.bench_report import bench_notes
 from sevenfold.sim.runner import BackgroundSimulator
+from tests.waiting import await_until
 
 
 async def test_bench_measures_the_completions_api(start_sim: Callable[..., BackgroundSimulator]) -> None:
@@ -18,5 +19,14 @@ async def test_bench_measures_the_completions_api(start_sim: Callable[..., Backg
         assert (level.completed, level.failed) == (4, 0)
         assert level.total_output_tokens == 4 * 24
         assert level.ttft_ms.median > 0 and level.itl_ms.median > 0
-    completions = [r for r in sim.simulator.metrics.render().decode().splitlines() if "request_success_total" in r]
-    assert any('finished_reason="length"' in line and line.endswith(" 9.0") for line in completions)
+
+    def nine_finished_at_length() -> bool:
+        lines = sim.simulator.metrics.render().decode().splitlines()
+        return any(
+            'finished_reason="length"' in line and line.endswith(" 9.0")
+            for line in lines
+            if "request_success_total" in line
+        )
+
+    # The server counts a request after its last byte is sent, so the count may trail the client by a moment.
+    await await_until(nine_finished_at_length, "request_success_total{finished_reason=length} to reach 9")
