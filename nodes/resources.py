@@ -134,9 +134,11 @@ class Resources:
         run = self._runs.get(run_id)
         if run is None or self._overrides.get(run_id) != key:
             settings = apply_context(self.settings, overrides)
-            run = await asyncio.to_thread(RunResources, run_id, settings)
-            self._runs[run_id] = run
-            self._overrides[run_id] = key
+            built = await asyncio.to_thread(RunResources, run_id, settings)
+            run = self._runs.get(run_id)
+            if run is None or self._overrides.get(run_id) != key:  # else a sibling step built it meanwhile: share it
+                run = self._runs[run_id] = built
+                self._overrides[run_id] = key
             while len(self._runs) > RUNS_KEPT:
                 evicted, _ = self._runs.popitem(last=False)
                 self._overrides.pop(evicted, None)
