@@ -85,10 +85,7 @@ async def completions(sim: Simulator, request: web.Request) -> web.StreamRespons
         max_tokens = min(sim.max_model_len - longest, sim.max_model_len if asked is None else asked)
         check_sampling(body, max_tokens, body.get("logprobs"))
         check_priority(body.get("priority") or 0, sim.config.scheduling_policy)
-        fault = sim.faults.draw(body)
-        if fault.http_status:
-            kind = "InternalServerError" if fault.http_status == 500 else "ServiceUnavailableError"
-            raise RequestError(fault.http_status, "simulated server fault", kind)
+        fault = sim.draw_faults(body)
         exchange = Exchange(f"cmpl-{uuid.uuid4().hex}", model, body, fault, max_tokens, body.get("logprobs"))
         outputs = [(_write(sim, exchange, text), tokens) for text, tokens in prompts]
     except RequestError as exc:
@@ -112,12 +109,7 @@ async def completions(sim: Simulator, request: web.Request) -> web.StreamRespons
 def _write(sim: Simulator, exchange: Exchange, prompt: str) -> Output:
     """What the model writes after `prompt`: the text of the policy's reply to it as a user message."""
     chat = ChatRequest(exchange.request_id, exchange.model, [{"role": "user", "content": prompt}], [], "none", None, {})
-    try:
-        reply = sim.policy.reply(chat)
-    except Exception as exc:  # a broken policy must show as a server error, not kill the server
-        raise RequestError(
-            500, f"simulator policy failed: {type(exc).__name__}: {exc}", "InternalServerError"
-        ) from None
+    reply = sim.ask_policy(chat)
     pieces = tokenize(reply.content)
     return Output(pieces, [CONTENT] * len(pieces))
 

@@ -22,12 +22,12 @@ from sevenfold.sim.completions import completions
 from sevenfold.sim.config import SimConfig
 from sevenfold.sim.engine import Engine, SchedulingPolicy, Sequence
 from sevenfold.sim.exchange import Choice, Exchange
-from sevenfold.sim.faults import FaultInjector
+from sevenfold.sim.faults import FaultDraw, FaultInjector
 from sevenfold.sim.logprobs import Vocabulary
 from sevenfold.sim.metrics import EngineMetrics, cache_config_labels
 from sevenfold.sim.output import Output, OutputAssembler, dumps
 from sevenfold.sim.plan import ChoicePlan, Sampling, guided_output, guided_reply, plan_choice
-from sevenfold.sim.policies import ChatRequest, Policy, load_policy
+from sevenfold.sim.policies import ChatRequest, Policy, Reply, load_policy
 from sevenfold.sim.tokenize import detokenize, tokenize_route
 from sevenfold.sim.tokens import block_hashes, render_prompt, tokenize
 from sevenfold.sim.validation import (
@@ -153,6 +153,23 @@ class Simulator:
             raise RequestError(404, f"The model `{model}` does not exist.", "NotFoundError")
         return str(model)
 
+    def draw_faults(self, body: dict[str, Any]) -> FaultDraw:
+        """The faults this request gets; `RequestError` at once when one of them is an HTTP error."""
+        fault = self.faults.draw(body)
+        if fault.http_status:
+            kind = "InternalServerError" if fault.http_status == 500 else "ServiceUnavailableError"
+            raise RequestError(fault.http_status, "simulated server fault", kind)
+        return fault
+
+    def ask_policy(self, chat: ChatRequest) -> Reply:
+        """The policy's reply; a policy that raises is a 500, never a dead server."""
+        try:
+            return self.policy.reply(chat)
+        except Exception as exc:
+            raise RequestError(
+                500, f"simulator policy failed: {type(exc).__name__}: {exc}", "InternalServerError"
+            ) from None
+
     def start(self, exchange: Exchange, prompt: list[str], plans: list[tuple[ChoicePlan, OutputAssembler]]) -> None:
         """Put one sequence per choice into the engine, all arriving now with the request's priority."""
         arrival = time.monotonic()
@@ -221,14 +238,11 @@ class Simulator:
             kwargs.get("enable_thinking"),
             hints,
         )
-        fault = self.faults.draw(body)
+        fault = self.draw_faults(body)
         record |= {"id": chat.request_id, "time": time.time(), "hints": hints, "model": model}
         record |= {"stream": bool(body.get("stream")), "enable_thinking": chat.enable_thinking}
         record |= {"messages": len(chat.messages), "tools": len(tools), "faults": fault.names}
         record["priority"] = body.get("priority") or 0
-        if fault.http_status:
-            kind = "InternalServerError" if fault.http_status == 500 else "ServiceUnavailableError"
-            raise RequestError(fault.http_status, "simulated server fault", kind)
         prompt = tokenize(render_prompt(chat.messages, tools))
         asked = body.get("max_completion_tokens") or body.get("max_tokens")
         if message := context_error(self.max_model_len, len(prompt), asked):
@@ -241,12 +255,7 @@ class Simulator:
 
     def _plan(self, exchange: Exchange, chat: ChatRequest) -> list[tuple[ChoicePlan, OutputAssembler]]:
         """Each choice's output: the policy's reply, with tool_choice, stop strings and forced lengths applied."""
-        try:
-            reply = self.policy.reply(chat)
-        except Exception as exc:  # a broken policy must show as a server error, not kill the server
-            raise RequestError(
-                500, f"simulator policy failed: {type(exc).__name__}: {exc}", "InternalServerError"
-            ) from None
+        reply = self.ask_policy(chat)
         think = self.config.model_kind == "hybrid" and chat.enable_thinking is not False
         tools = chat.tools if chat.tool_choice != "none" else []
         fault = exchange.fault
