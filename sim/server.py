@@ -50,7 +50,8 @@ class Simulator:
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.policy: Policy = load_policy(config.policy) if isinstance(config.policy, str) else config.policy
+        policy = config.policy
+        self.policy: Policy = load_policy(policy, seed=config.seed) if isinstance(policy, str) else policy
         profile = config.profile
         self.max_num_seqs = config.max_num_seqs or profile.max_num_seqs
         self.max_model_len = min(config.max_model_len or profile.max_model_len, profile.kv_cache_tokens)

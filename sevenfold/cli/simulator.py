@@ -75,8 +75,6 @@ def sim(
 ) -> None:
     """Serve a vLLM simulator: vLLM's API, scheduling and failure modes, driven by a scripted policy (not a model)."""
     from sevenfold.sim.faults import FaultSpec
-    from sevenfold.sim.policies import Policy
-    from sevenfold.sim.policies.realistic import realistic_policy
     from sevenfold.sim.profiles import load_profile
     from sevenfold.sim.runner import serve_forever
     from sevenfold.sim.server import SimConfig
@@ -87,17 +85,13 @@ def sim(
         raise SevenfoldError(f"--reasoning-parser: only 'qwen3' is simulated (got {reasoning_parser!r})")
     if scheduling_policy not in ("fcfs", "priority"):
         raise SevenfoldError(f"--scheduling-policy must be fcfs or priority (got {scheduling_policy!r})")
-    chosen: Policy | str = policy
-    name, _, profile_file = policy.partition("=")
-    if name == "realistic":  # its draws follow --seed, like the faults'
-        chosen = realistic_policy(profile_file or None, seed=seed)
     config = SimConfig(
         model=served_model_name,
         profile=load_profile(profile, kv_cache_tokens=kv_cache_tokens),
         max_num_seqs=max_num_seqs,
         max_model_len=max_model_len,
         time_scale=time_scale,
-        policy=chosen,
+        policy=policy,
         faults=[FaultSpec.parse(spec) for spec in fault or []],
         seed=seed,
         request_log=request_log,

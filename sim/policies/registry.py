@@ -12,9 +12,9 @@ from sevenfold.sim.policies.base import Policy
 from sevenfold.sim.policies.echo import EchoTools
 from sevenfold.sim.policies.realistic import realistic_policy
 
-_FACTORIES: dict[str, Callable[[], Policy]] = {"echo-tools": EchoTools, "realistic": realistic_policy}
-_FILE_FACTORIES: dict[str, Callable[[str], Policy]] = {"realistic": realistic_policy}
-"""Policies that take a settings file: `--policy NAME=FILE`."""
+_FACTORIES: dict[str, Callable[[], Policy]] = {"echo-tools": EchoTools}
+_DRAWING_FACTORIES: dict[str, Callable[[str | None, int | None], Policy]] = {"realistic": realistic_policy}
+"""Policies that draw at random: called with a settings file (`--policy NAME=FILE`, or None) and the seed."""
 
 
 def register_policy(name: str, factory: Callable[[], Policy]) -> None:
@@ -24,22 +24,23 @@ def register_policy(name: str, factory: Callable[[], Policy]) -> None:
 
 def known_policies() -> list[str]:
     """Names of built-in, registered and installed (entry point `sevenfold.sim_policies`) policies."""
-    return sorted({*_FACTORIES, *(ep.name for ep in entry_points(group="sevenfold.sim_policies"))})
+    installed = (ep.name for ep in entry_points(group="sevenfold.sim_policies"))
+    return sorted({*_FACTORIES, *_DRAWING_FACTORIES, *installed})
 
 
-def load_policy(spec: str) -> Policy:
+def load_policy(spec: str, seed: int | None = None) -> Policy:
     """A policy from a name, `NAME=FILE` (e.g. `realistic=profile.toml`), a .yaml/.yml/.json script, or
-    `package.module:factory`.
+    `package.module:factory`. `seed` seeds a policy that draws at random (None: its settings' own seed).
 
     Raises `SettingsError` listing the known names when nothing matches, or naming what is wrong in a file.
     """
     if spec in _FACTORIES:
         return _FACTORIES[spec]()
     name, _, settings_file = spec.partition("=")
-    if settings_file and name in _FILE_FACTORIES:
-        if not Path(settings_file).is_file():
+    if name in _DRAWING_FACTORIES and (settings_file or name == spec):
+        if settings_file and not Path(settings_file).is_file():
             raise SettingsError(f"policy settings not found: {settings_file}")
-        return _FILE_FACTORIES[name](settings_file)
+        return _DRAWING_FACTORIES[name](settings_file or None, seed)
     for ep in entry_points(group="sevenfold.sim_policies"):
         if ep.name == spec:
             return ep.load()()

@@ -311,3 +311,17 @@ def test_the_server_writes_a_policys_malformed_call_in_the_shape_it_named(shape:
     reply = Reply(tool_calls=(ToolCallSpec("run_command", {"command": "ls"}),), malformed=shape)  # type: ignore[arg-type]
     output = Output.from_reply(reply, think=False, tools_offered=True, fault=FaultDraw())
     assert "".join(output.tokens) == expected
+
+
+def test_the_simulators_seed_seeds_the_realistic_policy_by_name_or_with_a_file(tmp_path: Path) -> None:
+    from sevenfold.sim.config import SimConfig
+    from sevenfold.sim.server import Simulator
+
+    toml = tmp_path / "profile.toml"
+    toml.write_text("seed = 11\n")
+    assert load_policy(f"realistic={toml}").seed == 11  # the file's own seed when nobody gives one
+    for spec in ("realistic", f"realistic={toml}"):
+        assert load_policy(spec, seed=5).seed == 5
+        assert Simulator(SimConfig(policy=spec, seed=7)).policy.seed == 7  # type: ignore[attr-defined]
+    with pytest.raises(SettingsError, match="policy settings not found"):
+        load_policy(f"realistic={tmp_path / 'missing.toml'}", seed=1)
