@@ -10,7 +10,6 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sevenfold.context import RunContext
-from sevenfold.llm.budget import worker_budget
 from sevenfold.nodes.events import emit
 from sevenfold.nodes.resources import Resources
 from sevenfold.settings import ROLES
@@ -59,7 +58,7 @@ async def report(state: TeamState, runtime: Runtime[RunContext], *, resources: R
             "unrepaired": sum(r.tool_calls_unrepaired for r in reports),
         },
         "context": {
-            "budget": (await worker_budget(run.settings)).describe(),
+            "budget": (await run.context_budget()).describe(),
             "compactions": sum(r.compactions for r in reports),
             "outputs_offloaded": sum(r.outputs_offloaded for r in reports),
             "peak_prompt_tokens": max((r.peak_context_tokens for r in reports), default=0),

@@ -26,6 +26,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
 from sevenfold.context import RunContext, apply_context, context_overrides
+from sevenfold.llm.budget import ContextBudget, worker_budget
 from sevenfold.llm.chat import SevenfoldChatOpenAI
 from sevenfold.llm.factory import chat_model
 from sevenfold.llm.limiter import LIMITERS
@@ -60,6 +61,7 @@ class RunResources:
     _workspaces: dict[str, Workspace] = field(default_factory=dict)
     _toolsets: OrderedDict[str, WorkerToolset] = field(default_factory=OrderedDict)
     _sandboxes: dict[str, SandboxPolicy] = field(default_factory=dict)
+    _budget: ContextBudget | None = None
 
     def __post_init__(self) -> None:
         # Built now (in a thread, by `Resources.for_run`), not in a node: an HTTP client reads certificates.
@@ -89,6 +91,12 @@ class RunResources:
     def release_toolset(self, worktree: str) -> None:
         """Forget a finished worker's tools and bound model (each holds about 0.2 MB; a long run has hundreds)."""
         self._toolsets.pop(worktree, None)
+
+    async def context_budget(self) -> ContextBudget:
+        """The worker requests' context budget for this run's settings (worked out once per run)."""
+        if self._budget is None:
+            self._budget = await worker_budget(self.settings)
+        return self._budget
 
     async def sandbox(self, repo: str) -> SandboxPolicy:
         """The sandbox policy for commands on `repo`'s worktrees (probed and built once, in a thread)."""

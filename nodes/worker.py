@@ -23,7 +23,6 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langgraph.runtime import Runtime
 
 from sevenfold.context import RunContext
-from sevenfold.llm.budget import worker_budget
 from sevenfold.llm.chat import stop_if_gone
 from sevenfold.llm.factory import session_headers
 from sevenfold.nodes.context_window import ask, record_outputs, with_ids
@@ -83,7 +82,7 @@ async def setup(state: WorkerState, runtime: Runtime[RunContext], *, resources: 
         test_env=sorted(run.settings.sandbox.env),
     )
     task = render("worker_task", subtask=state["subtask"], notes=state.get("notes", ""))
-    budget = await worker_budget(run.settings)
+    budget = await run.context_budget()
     emit("worker_started", subtask=key, goal=state["subtask"]["goal"])
     return {
         "worktree": str(worktree.path),
@@ -125,7 +124,7 @@ async def agent(state: WorkerState, runtime: Runtime[RunContext], *, resources: 
         turn = await ask(
             toolset.model,
             state["messages"],
-            await worker_budget(run.settings) if run.settings.context.manage else None,
+            await run.context_budget() if run.settings.context.manage else None,
             context_tokens=state.get("context_tokens", 0),
             compactions=state.get("compactions", 0),
             tools=list(toolset.tools.values()),
