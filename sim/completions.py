@@ -85,7 +85,8 @@ async def completions(sim: Simulator, request: web.Request) -> web.StreamRespons
         max_tokens = min(sim.max_model_len - longest, sim.max_model_len if asked is None else asked)
         check_sampling(body, max_tokens, body.get("logprobs"))
         check_priority(body.get("priority") or 0, sim.config.scheduling_policy)
-        fault = sim.draw_faults(body)
+        fault = sim.faults.draw(body)
+        sim.refuse_if_http_fault(fault)
         exchange = Exchange(f"cmpl-{uuid.uuid4().hex}", model, body, fault, max_tokens, body.get("logprobs"))
         outputs = [(_write(sim, exchange, text), tokens) for text, tokens in prompts]
     except RequestError as exc:

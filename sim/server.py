@@ -154,13 +154,12 @@ class Simulator:
             raise RequestError(404, f"The model `{model}` does not exist.", "NotFoundError")
         return str(model)
 
-    def draw_faults(self, body: dict[str, Any]) -> FaultDraw:
-        """The faults this request gets; `RequestError` at once when one of them is an HTTP error."""
-        fault = self.faults.draw(body)
+    @staticmethod
+    def refuse_if_http_fault(fault: FaultDraw) -> None:
+        """`RequestError` when the request drew an HTTP error fault (after its draw is logged)."""
         if fault.http_status:
             kind = "InternalServerError" if fault.http_status == 500 else "ServiceUnavailableError"
             raise RequestError(fault.http_status, "simulated server fault", kind)
-        return fault
 
     def ask_policy(self, chat: ChatRequest) -> Reply:
         """The policy's reply; a policy that raises is a 500, never a dead server."""
@@ -239,11 +238,12 @@ class Simulator:
             kwargs.get("enable_thinking"),
             hints,
         )
-        fault = self.draw_faults(body)
+        fault = self.faults.draw(body)
         record |= {"id": chat.request_id, "time": time.time(), "hints": hints, "model": model}
         record |= {"stream": bool(body.get("stream")), "enable_thinking": chat.enable_thinking}
         record |= {"messages": len(chat.messages), "tools": len(tools), "faults": fault.names}
         record["priority"] = body.get("priority") or 0
+        self.refuse_if_http_fault(fault)
         prompt = tokenize(render_prompt(chat.messages, tools))
         asked = body.get("max_completion_tokens") or body.get("max_tokens")
         if message := context_error(self.max_model_len, len(prompt), asked):
